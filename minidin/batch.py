@@ -1,0 +1,159 @@
+"""A mini-batch with ragged histories in CSR form (no padding anywhere).
+
+Fields (B samples, N behaviours in all of the batch's histories together):
+
+    hist_goods   (N,)   int64  goods id of every behaviour, sample after sample
+    hist_cates   (N,)   int64  category id of every behaviour
+    hist_offsets (B+1,) int64  sample b owns behaviours [hist_offsets[b], hist_offsets[b+1])
+    cand_goods   (B,)   int64  candidate ad's goods id
+    cand_cates   (B,)   int64  candidate ad's category id
+    labels       (B,)   float64 click (1) or not (0); None for predict/attention
+    users        (B,)   int64  user id (for GAUC; never embedded)
+
+Ids are 0-based and every id is real: there is no padding id. ``Batch`` checks
+structure when it is built; models check ids against their vocabularies. A
+violation raises ``ValueError`` naming the field, before any kernel runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_INT_FIELDS = ("hist_goods", "hist_cates", "hist_offsets", "cand_goods", "cand_cates", "users")
+
+
+def _as_int_array(name, value):
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind == "b":
+        raise ValueError(f"{name}: expected integer ids, got booleans")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name}: contains NaN or infinity")
+        if not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name}: expected integer ids, got non-integer values")
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected integer ids, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: id too large for int64")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    hist_goods: np.ndarray
+    hist_cates: np.ndarray
+    hist_offsets: np.ndarray
+    cand_goods: np.ndarray
+    cand_cates: np.ndarray
+    labels: np.ndarray | None
+    users: np.ndarray
+
+    def __init__(self, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, labels=None, users=None):
+        cand_goods_arr = _as_int_array("cand_goods", cand_goods)
+        B = cand_goods_arr.shape[0]
+        if users is None:
+            users = np.arange(B, dtype=np.int64)
+        values = {
+            "hist_goods": _as_int_array("hist_goods", hist_goods),
+            "hist_cates": _as_int_array("hist_cates", hist_cates),
+            "hist_offsets": _as_int_array("hist_offsets", hist_offsets),
+            "cand_goods": cand_goods_arr,
+            "cand_cates": _as_int_array("cand_cates", cand_cates),
+            "users": _as_int_array("users", users),
+        }
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+        object.__setattr__(self, "labels", None if labels is None else self._check_labels(labels))
+        self._validate()
+
+    @staticmethod
+    def _check_labels(labels):
+        arr = np.asarray(labels)
+        if arr.ndim != 1:
+            raise ValueError(f"labels: expected a 1-D array, got shape {arr.shape}")
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"labels: expected numbers 0 or 1, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+        if np.any(np.isnan(arr)):
+            raise ValueError("labels: contains NaN")
+        bad = (arr != 0.0) & (arr != 1.0)
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"labels: must be 0 or 1, got {arr[i]!r} at position {i}")
+        return np.ascontiguousarray(arr)
+
+    def _validate(self):
+        B = self.cand_goods.shape[0]
+        N = self.hist_goods.shape[0]
+        if B == 0:
+            raise ValueError("cand_goods: a batch needs at least one sample (B = 0)")
+        for name in ("cand_cates", "users"):
+            n = getattr(self, name).shape[0]
+            if n != B:
+                raise ValueError(f"{name}: length {n} disagrees with cand_goods length {B}")
+        if self.labels is not None and self.labels.shape[0] != B:
+            raise ValueError(f"labels: length {self.labels.shape[0]} disagrees with cand_goods length {B}")
+        if self.hist_cates.shape[0] != N:
+            raise ValueError(f"hist_cates: length {self.hist_cates.shape[0]} disagrees with hist_goods length {N}")
+        off = self.hist_offsets
+        if off.shape[0] != B + 1:
+            raise ValueError(f"hist_offsets: length {off.shape[0]}, expected B + 1 = {B + 1}")
+        if off[0] != 0:
+            raise ValueError(f"hist_offsets: must start at 0, got {off[0]}")
+        if np.any(np.diff(off) < 0):
+            i = int(np.flatnonzero(np.diff(off) < 0)[0])
+            raise ValueError(f"hist_offsets: not monotone (offsets[{i}] = {off[i]} > offsets[{i + 1}] = {off[i + 1]})")
+        if off[-1] != N:
+            raise ValueError(f"hist_offsets: last offset {off[-1]} does not match len(hist_goods) = {N}")
+        for name in ("hist_goods", "hist_cates", "cand_goods", "cand_cates"):
+            arr = getattr(self, name)
+            if arr.size and arr.min() < 0:
+                i = int(np.argmin(arr))
+                raise ValueError(f"{name}: negative id {arr[i]} at position {i}")
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_lists(cls, hist_goods, hist_cates, cand_goods, cand_cates, labels=None, users=None):
+        """Build a batch from per-sample Python lists: ``hist_goods=[[3, 5], []]`` etc."""
+        if len(hist_goods) != len(hist_cates):
+            raise ValueError(f"hist_cates: {len(hist_cates)} histories, but hist_goods has {len(hist_goods)}")
+        lens = []
+        for b, (g, c) in enumerate(zip(hist_goods, hist_cates)):
+            if len(g) != len(c):
+                raise ValueError(f"hist_cates: sample {b} has {len(c)} categories but {len(g)} goods")
+            lens.append(len(g))
+        if len(hist_goods) != len(cand_goods):
+            raise ValueError(f"hist_goods: {len(hist_goods)} histories, but cand_goods has {len(cand_goods)} samples")
+        offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        flat_g = [x for h in hist_goods for x in h]
+        flat_c = [x for h in hist_cates for x in h]
+        return cls(flat_g, flat_c, offsets, cand_goods, cand_cates, labels, users)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def size(self) -> int:
+        """B, the number of samples."""
+        return int(self.cand_goods.shape[0])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(B,) int64 history length of each sample."""
+        return np.diff(self.hist_offsets)
+
+    def check_vocab(self, n_goods: int, n_cates: int) -> None:
+        """Raise ValueError if any id is outside a model's vocabulary."""
+        for name, limit in (("hist_goods", n_goods), ("cand_goods", n_goods),
+                            ("hist_cates", n_cates), ("cand_cates", n_cates)):
+            arr = getattr(self, name)
+            if arr.size and arr.max() >= limit:
+                i = int(np.argmax(arr))
+                raise ValueError(f"{name}: id {arr[i]} at position {i} is out of range for a vocabulary of {limit}")
+
+    def __len__(self):
+        return self.size

@@ -1,0 +1,56 @@
+"""Fully connected layer: out = x W + b.
+
+Used for every layer of the attention MLP and of the main MLP (paper Fig. 2).
+Weights are stored ``(in, out)`` so that the forward is a plain row-major GEMM
+(Numba hands ``np.dot`` on contiguous 2-D arrays to BLAS).
+
+Deviations: none. (The official code puts a BatchNorm in inference mode, i.e. a
+fixed affine map, before the main MLP and after pooling; minidin does not.)
+
+Docs: docs/layers/dense.md
+"""
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def dense_forward(out, x, W, b):
+    """out = x W + b.
+
+    out: (M, O) float, written
+    x:   (M, I) float
+    W:   (I, O) float
+    b:   (O,) float
+    Nothing is cached beyond x (the input) and W.
+    """
+    M = x.shape[0]
+    O = W.shape[1]
+    if M == 0:
+        return
+    out[:, :] = np.dot(x, W)
+    for m in range(M):
+        for o in range(O):
+            out[m, o] += b[o]
+
+
+@njit(cache=True)
+def dense_backward(dx, dW, db, dout, x, W):
+    """Backward of ``dense_forward``; accumulates into dx, dW and db.
+
+    dx:   (M, I) float, accumulates
+    dW:   (I, O) float, accumulates
+    db:   (O,) float, accumulates
+    dout: (M, O) float
+
+    forward was: out = x W + b
+    so now:      dx += dout Wᵀ;   dW += xᵀ dout;   db += Σ_m dout[m]
+    """
+    M = x.shape[0]
+    O = W.shape[1]
+    if M == 0:
+        return
+    dx += np.dot(dout, W.T)
+    dW += np.dot(x.T, dout)
+    for m in range(M):
+        for o in range(O):
+            db[o] += dout[m, o]

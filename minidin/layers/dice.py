@@ -1,0 +1,155 @@
+"""Dice: a PReLU whose switch point follows the data (paper §5.2, Eq. 9).
+
+    f(s) = p(s) · s + (1 − p(s)) · α · s,     p(s) = σ( (s − E[s]) / sqrt(Var[s] + ε) )
+
+per unit, with α learned per unit.
+
+- Training: E[s] and Var[s] are the mean and the biased variance over the rows
+  present in the mini-batch: B samples in the main MLP, the N behaviours
+  actually present in the attention unit (the ragged layout has no padding, so
+  statistics never see it). The backward goes through both statistics.
+- Inference: E[s] and Var[s] are running averages, starting at mean 0 and
+  variance 1, updated after each training forward as
+      running = (1 − momentum) · running + momentum · batch_statistic
+  with momentum 0.1 by default (``dice_momentum``), the biased variance being
+  averaged. A forward over zero rows leaves them unchanged.
+- ε = 1e-8, the paper's value. With E[s] = 0 and Var[s] = 0 Dice is PReLU with
+  a smooth switch.
+
+Deviations: the official ``Dice.py`` adds a learned per-unit slope β inside the
+sigmoid and, because its BatchNorm never receives ``training=True``, never
+centres on batch statistics at all (so its Dice is σ(β·s) gating). minidin
+follows the paper: no β, real batch statistics in training, running averages at
+inference. α is initialised to 0.25.
+
+Docs: docs/layers/dice.md
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._chunks import chunk_bounds, n_chunks
+from .sigmoid import _sigmoid
+
+
+@njit(cache=True, parallel=True)
+def _column_mean(x, shift):
+    """Mean over rows of (x − shift)² if shift is given (len > 0) else of x; fixed-chunk reduction."""
+    M, H = x.shape
+    C = n_chunks(M)
+    part = np.zeros((C, H), dtype=x.dtype)
+    squared = shift.shape[0] > 0
+    for c in prange(C):
+        lo, hi = chunk_bounds(c, C, M)
+        for m in range(lo, hi):
+            for h in range(H):
+                if squared:
+                    v = x[m, h] - shift[h]
+                    part[c, h] += v * v
+                else:
+                    part[c, h] += x[m, h]
+    res = np.zeros(H, dtype=x.dtype)
+    for c in range(C):
+        for h in range(H):
+            res[h] += part[c, h]
+    inv = 1.0 / max(M, 1)
+    for h in range(H):
+        res[h] *= inv
+    return res
+
+
+@njit(cache=True, parallel=True)
+def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, training, momentum, eps):
+    """Dice forward, in training (batch statistics) or inference (running averages) mode.
+
+    out:          (M, H) float, written: f(s)
+    xhat:         (M, H) float, written, cached: (s − E[s]) / sqrt(Var[s] + ε)
+    p:            (M, H) float, written, cached: σ(xhat)
+    inv_std:      (H,) float, written, cached: 1 / sqrt(Var[s] + ε)
+    x:            (M, H) float, s
+    alpha:        (H,) float, α
+    running_mean: (H,) float, updated in place when training and momentum > 0 and M > 0
+    running_var:  (H,) float, likewise
+    training:     bool, batch statistics (True) or running averages (False)
+    momentum:     float, running-average momentum; 0 leaves the averages untouched
+    eps:          float, ε (1e-8)
+
+    Eq. (9): f(s) = s · (α + (1 − α) · p(s)).
+    """
+    M, H = x.shape
+    if training:
+        mean = _column_mean(x, np.empty(0, dtype=x.dtype))
+        var = _column_mean(x, mean)
+        if momentum > 0 and M > 0:
+            for h in range(H):
+                running_mean[h] = (1.0 - momentum) * running_mean[h] + momentum * mean[h]
+                running_var[h] = (1.0 - momentum) * running_var[h] + momentum * var[h]
+    else:
+        mean = running_mean.copy()
+        var = running_var.copy()
+    for h in range(H):
+        inv_std[h] = 1.0 / np.sqrt(var[h] + eps)
+    for m in prange(M):
+        for h in range(H):
+            s = x[m, h]
+            xh = (s - mean[h]) * inv_std[h]
+            pp = _sigmoid(xh)
+            xhat[m, h] = xh
+            p[m, h] = pp
+            out[m, h] = s * (alpha[h] + (1.0 - alpha[h]) * pp)
+
+
+@njit(cache=True, parallel=True)
+def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
+    """Backward of ``dice_forward``; accumulates into dx and dalpha.
+
+    dx:     (M, H) float, accumulates
+    dalpha: (H,) float, accumulates
+    dout:   (M, H) float
+    x, xhat, p, inv_std, alpha: as in forward;  training: the forward's mode
+
+    forward was: f = s (α + (1 − α) p),  p = σ(x̂),  x̂ = (s − μ) r,  r = (Var + ε)^(−1/2)
+    so now:      dα  += Σ_m dout · s · (1 − p)
+                 dx̂  = dout · s · (1 − α) · p (1 − p)
+                 ds  += dout · (α + (1 − α) p)
+                      + r · (dx̂ − mean_m(dx̂) − x̂ · mean_m(dx̂ · x̂))    (training: through μ and Var)
+                      + r · dx̂                                          (inference: μ, Var fixed)
+    The row means and dα are fixed-chunk reductions (deterministic).
+    """
+    M, H = x.shape
+    if M == 0:
+        return
+    C = n_chunks(M)
+    part = np.zeros((C, 3, H), dtype=x.dtype)  # Σ dx̂, Σ dx̂·x̂, Σ dα per chunk
+    for c in prange(C):
+        lo, hi = chunk_bounds(c, C, M)
+        for m in range(lo, hi):
+            for h in range(H):
+                s = x[m, h]
+                g = dout[m, h]
+                pp = p[m, h]
+                dxh = g * s * (1.0 - alpha[h]) * pp * (1.0 - pp)
+                part[c, 0, h] += dxh
+                part[c, 1, h] += dxh * xhat[m, h]
+                part[c, 2, h] += g * s * (1.0 - pp)
+    mean_dxh = np.zeros(H, dtype=x.dtype)
+    mean_dxh_xh = np.zeros(H, dtype=x.dtype)
+    for c in range(C):
+        for h in range(H):
+            mean_dxh[h] += part[c, 0, h]
+            mean_dxh_xh[h] += part[c, 1, h]
+            dalpha[h] += part[c, 2, h]
+    if training:
+        mean_dxh /= M
+        mean_dxh_xh /= M
+    else:
+        mean_dxh[:] = 0.0
+        mean_dxh_xh[:] = 0.0
+    for m in prange(M):
+        for h in range(H):
+            s = x[m, h]
+            g = dout[m, h]
+            pp = p[m, h]
+            dxh = g * s * (1.0 - alpha[h]) * pp * (1.0 - pp)
+            dx[m, h] += g * (alpha[h] + (1.0 - alpha[h]) * pp) + inv_std[h] * (
+                dxh - mean_dxh[h] - xhat[m, h] * mean_dxh_xh[h]
+            )

@@ -1,0 +1,86 @@
+"""Embedding layer: goods and category lookups, concatenated.
+
+Paper §4.2 / Fig. 2: each behaviour and the candidate ad are represented by the
+concatenation of their goods-id and category-id embeddings,
+``e = [W_goods[g], W_cate[c]]`` with ``e`` of width ``D = goods_dim + cate_dim``.
+
+Symbols: ``M`` rows looked up (``N`` behaviours or ``B`` candidates), ``Dg`` and
+``Dc`` the table widths, ``V`` the table rows, ``U`` the unique ids in a batch.
+
+Deviations: none from the paper. The official code adds a per-item scalar bias
+``item_b`` to the logit; minidin does not (the MLP's output bias plays that role
+for all items). There is no padding id: every id is a real row.
+
+Docs: docs/layers/embedding.md
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def embedding_forward(out, goods_ids, cate_ids, goods_table, cate_table):
+    """Gather and concatenate embedding rows.
+
+    out:         (M, Dg + Dc) float, written
+    goods_ids:   (M,) int64, each in [0, Vg)
+    cate_ids:    (M,) int64, each in [0, Vc)
+    goods_table: (Vg, Dg) float
+    cate_table:  (Vc, Dc) float
+
+    out[m] = [goods_table[goods_ids[m]], cate_table[cate_ids[m]]]
+    Nothing is cached: the ids are all backward needs.
+    """
+    M = goods_ids.shape[0]
+    Dg = goods_table.shape[1]
+    Dc = cate_table.shape[1]
+    for m in prange(M):
+        g = goods_ids[m]
+        c = cate_ids[m]
+        for d in range(Dg):
+            out[m, d] = goods_table[g, d]
+        for d in range(Dc):
+            out[m, Dg + d] = cate_table[c, d]
+
+
+@njit(cache=True)
+def embedding_backward(dvalues, dout, inverse, col0):
+    """Scatter-add upstream gradients into the sparse rows of one table.
+
+    dvalues: (U, D) float, accumulates: the gradient of the table's unique rows
+    dout:    (M, Dtot) float, gradient of the forward output
+    inverse: (M,) int64, dvalues row of each looked-up id (see ``unique_rows``)
+    col0:    first column of this table inside dout (0 for goods, Dg for cates)
+
+    forward was: out[m, col0:col0+D] = table[ids[m]]
+    so now:      dtable[ids[m]] += dout[m, col0:col0+D]; repeated ids sum.
+    Serial in m: a parallel scatter-add would race on repeated ids.
+    """
+    M = inverse.shape[0]
+    D = dvalues.shape[1]
+    for m in range(M):
+        u = inverse[m]
+        for d in range(D):
+            dvalues[u, d] += dout[m, col0 + d]
+
+
+@njit(cache=True)
+def unique_rows(ids):
+    """Sorted unique ids and the position of each id among them.
+
+    ids: (M,) int64 -> rows (U,) int64 sorted unique, inverse (M,) int64 with
+    rows[inverse[m]] == ids[m].
+    """
+    M = ids.shape[0]
+    inverse = np.empty(M, dtype=np.int64)
+    if M == 0:
+        return np.empty(0, dtype=np.int64), inverse
+    order = np.argsort(ids, kind="mergesort")
+    rows = np.empty(M, dtype=np.int64)
+    U = 0
+    for t in range(M):
+        m = order[t]
+        if U == 0 or ids[m] != rows[U - 1]:
+            rows[U] = ids[m]
+            U += 1
+        inverse[m] = U - 1
+    return rows[:U].copy(), inverse

@@ -1,0 +1,45 @@
+"""Logistic sigmoid, the official code's activation in both MLPs.
+
+    σ(s) = 1 / (1 + exp(−s)), computed without overflow for any finite s.
+
+Also used to turn logits into click probabilities in ``predict``.
+
+Docs: docs/layers/activations.md
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _sigmoid(v):
+    if v >= 0:
+        return 1.0 / (1.0 + np.exp(-v))
+    e = np.exp(v)
+    return e / (1.0 + e)
+
+
+@njit(cache=True, parallel=True)
+def sigmoid_forward(out, x):
+    """out = σ(x), element-wise over a 2-D array.
+
+    out: (M, H) float, written; cached for backward
+    x:   (M, H) float
+    """
+    M, H = x.shape
+    for m in prange(M):
+        for h in range(H):
+            out[m, h] = _sigmoid(x[m, h])
+
+
+@njit(cache=True, parallel=True)
+def sigmoid_backward(dx, dout, out):
+    """Backward of ``sigmoid_forward``; accumulates into dx.
+
+    forward was: y = σ(s)
+    so now:      ds += dout · y · (1 − y)
+    """
+    M, H = out.shape
+    for m in prange(M):
+        for h in range(H):
+            y = out[m, h]
+            dx[m, h] += dout[m, h] * y * (1.0 - y)

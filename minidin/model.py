@@ -1,0 +1,461 @@
+"""DIN and the paper's BaseModel, composed only from the kernels in ``minidin.layers``.
+
+Data flow for one batch (B samples, N behaviours, D = goods_dim + cate_dim):
+
+    hist_emb (N, D), cand_emb (B, D)      embedding_forward          (§4.2)
+    att_in   (N, 4D) = [q, k, q−k, q⊙k]   attention_input_forward    (§4.3)
+    scores   (N,)  = MLP_att(att_in)      dense + activation, ..., dense → 1
+    weights  (N,)  = scores               (or softmax per history, option)
+    interest (B, D) = Σ_j w_j e_j         pooling_forward            Eq. (3)
+    mlp_in   (B, 3D) = [u, i, u⊙i]        interaction_forward
+    logits   (B,)  = MLP(mlp_in)          dense + activation, ..., dense → 1
+    loss           = mean BCE             bce_forward                Eq. (2)
+
+BaseModel replaces the attention unit with fixed weights: 1 (sum pooling, the
+paper's Fig. 2) or 1/T (mean pooling, the official code's base model).
+
+Parameter names (one scheme, built in ``_param_shapes`` only):
+
+    goods_emb (n_goods, goods_dim), cate_emb (n_cates, cate_dim)
+    att.{i}.W (in, out), att.{i}.b (out,), att.{i}.alpha (out,)   attention hidden layer i (DIN)
+    att.out.W (A_last, 1), att.out.b (1,)                          attention score layer (DIN)
+    mlp.{i}.W, mlp.{i}.b, mlp.{i}.alpha                            main MLP hidden layer i
+    mlp.out.W (H_last, 1), mlp.out.b (1,)                          logit layer
+
+``alpha`` exists for PReLU and Dice layers only. Dice running averages live in
+``model.state`` as ``{att,mlp}.{i}.running_mean`` / ``.running_var``: they are
+not parameters. Dense parameters are views into one flat buffer (as in llm.c),
+so the optimizer updates them in one loop.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .batch import Batch
+from .layers import (
+    attention_input_backward,
+    attention_input_forward,
+    attention_softmax_backward,
+    attention_softmax_forward,
+    bce_backward,
+    bce_forward,
+    dense_backward,
+    dense_forward,
+    dice_backward,
+    dice_forward,
+    embedding_backward,
+    embedding_forward,
+    interaction_backward,
+    interaction_forward,
+    pooling_backward,
+    pooling_forward,
+    prelu_backward,
+    prelu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    unique_rows,
+)
+from .sparse import SparseGrad
+
+ACTIVATIONS = ("dice", "prelu", "sigmoid")
+POOLINGS = ("sum", "mean")
+EMBEDDING_TABLES = ("goods_emb", "cate_emb")
+
+
+@dataclass
+class _LayerCache:
+    """What one hidden layer's forward keeps for its backward."""
+
+    x: np.ndarray  # (M, in)  layer input
+    z: np.ndarray  # (M, out) pre-activation
+    a: np.ndarray  # (M, out) activation output (z itself for the output layer)
+    xhat: np.ndarray | None = None  # Dice only
+    p: np.ndarray | None = None  # Dice only
+    inv_std: np.ndarray | None = None  # Dice only
+    training: bool = True
+
+
+@dataclass
+class _Cache:
+    """Everything ``_forward`` computed that ``_backward`` needs (no state on the model)."""
+
+    batch: Batch
+    labels: np.ndarray | None
+    hist_emb: np.ndarray
+    cand_emb: np.ndarray
+    weights: np.ndarray
+    interest: np.ndarray
+    mlp_in: np.ndarray
+    logits: np.ndarray
+    att_in: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    att_layers: list = field(default_factory=list)
+    mlp_layers: list = field(default_factory=list)
+
+
+def _check_activation(name, value):
+    if value not in ACTIVATIONS:
+        raise ValueError(f"{name}: must be one of {ACTIVATIONS}, got {value!r}")
+
+
+def _check_units(name, units):
+    units = tuple(int(u) for u in units)
+    if any(u < 1 for u in units):
+        raise ValueError(f"{name}: every layer needs at least 1 unit, got {units}")
+    return units
+
+
+class _DeepInterestModel:
+    """Shared machinery of DIN and BaseModel; use one of those."""
+
+    uses_attention = False
+
+    def __init__(self, n_goods, n_cates, goods_dim=64, cate_dim=64, hidden_units=(200, 80),
+                 activation="dice", dtype=np.float32, seed=0, dice_momentum=0.1, dice_eps=1e-8):
+        for name, v in (("n_goods", n_goods), ("n_cates", n_cates), ("goods_dim", goods_dim), ("cate_dim", cate_dim)):
+            if int(v) != v or v < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        _check_activation("activation", activation)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype: must be float32 or float64, got {dtype}")
+        if not 0.0 <= dice_momentum <= 1.0:
+            raise ValueError(f"dice_momentum: must be in [0, 1], got {dice_momentum}")
+        self.n_goods, self.n_cates = int(n_goods), int(n_cates)
+        self.goods_dim, self.cate_dim = int(goods_dim), int(cate_dim)
+        self.hidden_units = _check_units("hidden_units", hidden_units)
+        self.activation = activation
+        self.dtype = dtype
+        self.seed = seed
+        self.dice_momentum = float(dice_momentum)
+        self.dice_eps = float(dice_eps)
+
+    # ------------------------------------------------------------------ construction
+    @property
+    def D(self):
+        """Width of one behaviour / candidate embedding: goods_dim + cate_dim."""
+        return self.goods_dim + self.cate_dim
+
+    def _blocks(self):
+        """(prefix, input width, hidden units, activation) of each MLP."""
+        return [("mlp", 3 * self.D, self.hidden_units, self.activation)]
+
+    def _param_shapes(self):
+        """Dense parameter names and shapes, in flat-buffer order: the one naming scheme."""
+        shapes = []
+        for prefix, width, units, act in self._blocks():
+            for i, h in enumerate(units):
+                shapes.append((f"{prefix}.{i}.W", (width, h)))
+                shapes.append((f"{prefix}.{i}.b", (h,)))
+                if act in ("prelu", "dice"):
+                    shapes.append((f"{prefix}.{i}.alpha", (h,)))
+                width = h
+            shapes.append((f"{prefix}.out.W", (width, 1)))
+            shapes.append((f"{prefix}.out.b", (1,)))
+        return shapes
+
+    def _build(self):
+        rng = np.random.default_rng(self.seed)
+        dt = self.dtype
+        self.params = {
+            "goods_emb": (rng.standard_normal((self.n_goods, self.goods_dim)) * 0.1).astype(dt),
+            "cate_emb": (rng.standard_normal((self.n_cates, self.cate_dim)) * 0.1).astype(dt),
+        }
+        shapes = self._param_shapes()
+        total = sum(int(np.prod(s)) for _, s in shapes)
+        self.dense_flat = np.zeros(total, dtype=dt)  # every dense parameter, one buffer
+        self._dense_slices = {}
+        pos = 0
+        for name, shape in shapes:
+            size = int(np.prod(shape))
+            self._dense_slices[name] = (pos, pos + size, shape)
+            view = self.dense_flat[pos:pos + size].reshape(shape)
+            kind = name.rsplit(".", 1)[1]
+            if kind == "W":  # Xavier/Glorot normal
+                view[...] = rng.standard_normal(shape) * math.sqrt(2.0 / (shape[0] + shape[1]))
+            elif kind == "alpha":
+                view[...] = 0.25
+            self.params[name] = view
+            pos += size
+        self.state = {}
+        for prefix, _, units, act in self._blocks():
+            if act == "dice":
+                for i, h in enumerate(units):
+                    self.state[f"{prefix}.{i}.running_mean"] = np.zeros(h, dtype=dt)
+                    self.state[f"{prefix}.{i}.running_var"] = np.ones(h, dtype=dt)
+
+    @property
+    def dense_names(self):
+        return list(self._dense_slices)
+
+    def num_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    # ------------------------------------------------------------------ input checks
+    def _check_batch(self, batch, need_labels):
+        if not isinstance(batch, Batch):
+            raise ValueError(f"batch: expected minidin.Batch, got {type(batch).__name__}")
+        batch.check_vocab(self.n_goods, self.n_cates)
+        if need_labels and batch.labels is None:
+            raise ValueError("labels: required for loss_and_grad, but the batch has none")
+
+    # ------------------------------------------------------------------ MLP stacks
+    def _stack_forward(self, prefix, x, units, act, training, momentum):
+        P, dt = self.params, self.dtype
+        caches = []
+        for i, h in enumerate(units):
+            W, b = P[f"{prefix}.{i}.W"], P[f"{prefix}.{i}.b"]
+            z = np.empty((x.shape[0], h), dtype=dt)
+            dense_forward(z, x, W, b)
+            a = np.empty_like(z)
+            c = _LayerCache(x=x, z=z, a=a, training=training)
+            if act == "prelu":
+                prelu_forward(a, z, P[f"{prefix}.{i}.alpha"])
+            elif act == "sigmoid":
+                sigmoid_forward(a, z)
+            else:  # dice
+                c.xhat, c.p, c.inv_std = np.empty_like(z), np.empty_like(z), np.empty(h, dtype=dt)
+                dice_forward(a, c.xhat, c.p, c.inv_std, z, P[f"{prefix}.{i}.alpha"],
+                             self.state[f"{prefix}.{i}.running_mean"], self.state[f"{prefix}.{i}.running_var"],
+                             training, momentum, self.dice_eps)
+            caches.append(c)
+            x = a
+        z = np.empty((x.shape[0], 1), dtype=dt)
+        dense_forward(z, x, P[f"{prefix}.out.W"], P[f"{prefix}.out.b"])
+        caches.append(_LayerCache(x=x, z=z, a=z))
+        return z, caches
+
+    def _stack_backward(self, prefix, dout, caches, units, act, G):
+        """Backward through one MLP in reverse layer order; returns d(input)."""
+        P = self.params
+        last = caches[-1]
+        dx = np.zeros_like(last.x)
+        dense_backward(dx, G[f"{prefix}.out.W"], G[f"{prefix}.out.b"], dout, last.x, P[f"{prefix}.out.W"])
+        for i in range(len(units) - 1, -1, -1):
+            c = caches[i]
+            dz = np.zeros_like(c.z)
+            if act == "prelu":
+                prelu_backward(dz, G[f"{prefix}.{i}.alpha"], dx, c.z, P[f"{prefix}.{i}.alpha"])
+            elif act == "sigmoid":
+                sigmoid_backward(dz, dx, c.a)
+            else:
+                dice_backward(dz, G[f"{prefix}.{i}.alpha"], dx, c.z, c.xhat, c.p, c.inv_std,
+                              P[f"{prefix}.{i}.alpha"], c.training)
+            dx = np.zeros_like(c.x)
+            dense_backward(dx, G[f"{prefix}.{i}.W"], G[f"{prefix}.{i}.b"], dz, c.x, P[f"{prefix}.{i}.W"])
+        return dx
+
+    # ------------------------------------------------------------------ pooling weights
+    def _pool_weights(self, batch, cache, training, momentum):
+        """(N,) pooling weights; DIN overrides this with the attention unit."""
+        lengths = batch.lengths
+        if self.pooling == "sum":
+            return np.ones(batch.hist_goods.shape[0], dtype=self.dtype)
+        return np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(self.dtype)
+
+    def _pool_weights_backward(self, cache, dweights, G, dcand_emb, dhist_emb):
+        """BaseModel's weights are constants: nothing to propagate."""
+
+    # ------------------------------------------------------------------ forward / backward
+    def _forward(self, batch, training, momentum):
+        dt, P = self.dtype, self.params
+        B, N = batch.size, batch.hist_goods.shape[0]
+        hist_emb = np.empty((N, self.D), dtype=dt)
+        cand_emb = np.empty((B, self.D), dtype=dt)
+        embedding_forward(hist_emb, batch.hist_goods, batch.hist_cates, P["goods_emb"], P["cate_emb"])
+        embedding_forward(cand_emb, batch.cand_goods, batch.cand_cates, P["goods_emb"], P["cate_emb"])
+        cache = _Cache(batch=batch, labels=None, hist_emb=hist_emb, cand_emb=cand_emb, weights=None,
+                       interest=None, mlp_in=None, logits=None)
+        cache.weights = self._pool_weights(batch, cache, training, momentum)
+        interest = np.empty((B, self.D), dtype=dt)
+        pooling_forward(interest, cache.weights, hist_emb, batch.hist_offsets)
+        mlp_in = np.empty((B, 3 * self.D), dtype=dt)
+        interaction_forward(mlp_in, interest, cand_emb)
+        out, cache.mlp_layers = self._stack_forward("mlp", mlp_in, self.hidden_units, self.activation,
+                                                    training, momentum)
+        cache.interest, cache.mlp_in, cache.logits = interest, mlp_in, np.ascontiguousarray(out[:, 0])
+        return cache
+
+    def _backward(self, cache):
+        batch, dt = cache.batch, self.dtype
+        G = {name: np.zeros(shape, dtype=dt) for name, (_, _, shape) in self._dense_slices.items()}
+        B = batch.size
+        dlogits = np.zeros(B, dtype=dt)
+        bce_backward(dlogits, cache.logits, cache.labels, 1.0)
+        dmlp_in = self._stack_backward("mlp", dlogits.reshape(B, 1), cache.mlp_layers, self.hidden_units,
+                                       self.activation, G)
+        dinterest = np.zeros_like(cache.interest)
+        dcand_emb = np.zeros_like(cache.cand_emb)
+        interaction_backward(dinterest, dcand_emb, dmlp_in, cache.interest, cache.cand_emb)
+        dweights = np.zeros_like(cache.weights)
+        dhist_emb = np.zeros_like(cache.hist_emb)
+        pooling_backward(dweights, dhist_emb, dinterest, cache.weights, cache.hist_emb, batch.hist_offsets)
+        self._pool_weights_backward(cache, dweights, G, dcand_emb, dhist_emb)
+        N = batch.hist_goods.shape[0]
+        for table, ids_h, ids_c, col0, width in (
+            ("goods_emb", batch.hist_goods, batch.cand_goods, 0, self.goods_dim),
+            ("cate_emb", batch.hist_cates, batch.cand_cates, self.goods_dim, self.cate_dim),
+        ):
+            rows, inverse = unique_rows(np.concatenate((ids_h, ids_c)))
+            values = np.zeros((rows.shape[0], width), dtype=dt)
+            embedding_backward(values, dhist_emb, inverse[:N], col0)
+            embedding_backward(values, dcand_emb, inverse[N:], col0)
+            G[table] = SparseGrad(rows=rows, values=values, n_rows=self.params[table].shape[0])
+        return G
+
+    # ------------------------------------------------------------------ public API
+    def loss_and_grad(self, batch: Batch, update_stats: bool = True):
+        """Training-mode loss (mean BCE, a Python float) and gradients keyed like ``params``.
+
+        Dice layers use batch statistics; their running averages are updated
+        (as a training step does) unless ``update_stats=False``. Embedding
+        gradients are ``SparseGrad``; every other gradient is a dense array.
+        """
+        self._check_batch(batch, need_labels=True)
+        cache = self._forward(batch, training=True, momentum=self.dice_momentum if update_stats else 0.0)
+        cache.labels = batch.labels.astype(self.dtype)
+        loss = float(bce_forward(cache.logits, cache.labels))
+        return loss, self._backward(cache)
+
+    def loss(self, batch: Batch, training: bool = True) -> float:
+        """Mean BCE only, without gradients or any state update (used by gradient checks)."""
+        self._check_batch(batch, need_labels=True)
+        cache = self._forward(batch, training=training, momentum=0.0)
+        return float(bce_forward(cache.logits, batch.labels.astype(self.dtype)))
+
+    def logits(self, batch: Batch, training: bool = False) -> np.ndarray:
+        """(B,) logits; inference mode by default. Never updates running averages."""
+        self._check_batch(batch, need_labels=False)
+        return self._forward(batch, training=training, momentum=0.0).logits
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        """(B,) click probabilities in inference mode (Dice uses its running averages)."""
+        z = self.logits(batch, training=False)
+        p = np.empty((z.shape[0], 1), dtype=self.dtype)
+        sigmoid_forward(p, z.reshape(-1, 1))
+        return p[:, 0]
+
+    def zero_grads(self):
+        """A gradient dict of zeros shaped like ``params`` (embeddings as empty SparseGrads)."""
+        G = {n: np.zeros(s, dtype=self.dtype) for n, (_, _, s) in self._dense_slices.items()}
+        for t in EMBEDDING_TABLES:
+            G[t] = SparseGrad(np.zeros(0, np.int64), np.zeros((0, self.params[t].shape[1]), self.dtype),
+                              self.params[t].shape[0])
+        return G
+
+    def config(self) -> dict:
+        """The constructor arguments, JSON-serialisable (used by checkpoints)."""
+        cfg = dict(n_goods=self.n_goods, n_cates=self.n_cates, goods_dim=self.goods_dim, cate_dim=self.cate_dim,
+                   hidden_units=list(self.hidden_units), activation=self.activation,
+                   dtype=self.dtype.name, seed=self.seed, dice_momentum=self.dice_momentum, dice_eps=self.dice_eps)
+        return cfg
+
+    def _prelu_inputs(self, cache):
+        """Flat pre-activations of every PReLU layer (for kink detection in gradient checks)."""
+        parts = []
+        for prefix, layers, act in (("att", cache.att_layers, getattr(self, "attention_activation", None)),
+                                    ("mlp", cache.mlp_layers, self.activation)):
+            if act == "prelu":
+                parts += [c.z.ravel() for c in layers[:-1]]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+class BaseModel(_DeepInterestModel):
+    """The paper's base model (Fig. 2, left): embeddings, sum (or mean) pooling, MLP.
+
+    Same arguments as ``DIN`` without the ``attention_*`` ones, plus
+    ``pooling="sum"`` (paper) or ``"mean"`` (the official code's base model).
+    """
+
+    def __init__(self, n_goods, n_cates, goods_dim=64, cate_dim=64, hidden_units=(200, 80), activation="dice",
+                 dtype=np.float32, seed=0, pooling="sum", dice_momentum=0.1, dice_eps=1e-8):
+        super().__init__(n_goods, n_cates, goods_dim, cate_dim, hidden_units, activation, dtype, seed,
+                         dice_momentum, dice_eps)
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling: must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
+        self._build()
+
+    def config(self):
+        return dict(super().config(), model="base", pooling=self.pooling)
+
+
+class DIN(_DeepInterestModel):
+    """Deep Interest Network (paper §4.3): attention-weighted pooling of the history.
+
+    n_goods, n_cates:      vocabulary sizes (ids are 0-based; no padding id)
+    goods_dim, cate_dim:   embedding widths; D = goods_dim + cate_dim
+    attention_units:       hidden sizes of the local activation unit (default (80, 40))
+    hidden_units:          hidden sizes of the main MLP (default (200, 80))
+    activation:            "dice", "prelu" or "sigmoid" for the main MLP
+    attention_activation:  the same for the attention MLP; None follows ``activation``
+    attention_softmax:     False (paper: raw weights) or True (official code: softmax of scores / sqrt(D))
+    dtype:                 np.float32 (default) or np.float64
+    seed:                  initialisation seed
+    dice_momentum:         running-average momentum of Dice layers (0.1)
+    dice_eps:              Dice's ε (1e-8)
+    """
+
+    uses_attention = True
+
+    def __init__(self, n_goods, n_cates, goods_dim=64, cate_dim=64, attention_units=(80, 40),
+                 hidden_units=(200, 80), activation="dice", attention_activation=None, attention_softmax=False,
+                 dtype=np.float32, seed=0, dice_momentum=0.1, dice_eps=1e-8):
+        super().__init__(n_goods, n_cates, goods_dim, cate_dim, hidden_units, activation, dtype, seed,
+                         dice_momentum, dice_eps)
+        self.attention_units = _check_units("attention_units", attention_units)
+        self.attention_activation = activation if attention_activation is None else attention_activation
+        _check_activation("attention_activation", self.attention_activation)
+        self.attention_softmax = bool(attention_softmax)
+        self._build()
+
+    def _blocks(self):
+        return [("att", 4 * self.D, self.attention_units, self.attention_activation)] + super()._blocks()
+
+    def config(self):
+        return dict(super().config(), model="din", attention_units=list(self.attention_units),
+                    attention_activation=self.attention_activation, attention_softmax=self.attention_softmax)
+
+    def _pool_weights(self, batch, cache, training, momentum):
+        N = batch.hist_goods.shape[0]
+        cache.att_in = np.empty((N, 4 * self.D), dtype=self.dtype)
+        attention_input_forward(cache.att_in, cache.cand_emb, cache.hist_emb, batch.hist_offsets)
+        out, cache.att_layers = self._stack_forward("att", cache.att_in, self.attention_units,
+                                                    self.attention_activation, training, momentum)
+        cache.scores = np.ascontiguousarray(out[:, 0])
+        if not self.attention_softmax:
+            return cache.scores
+        weights = np.empty_like(cache.scores)
+        attention_softmax_forward(weights, cache.scores, batch.hist_offsets, self._softmax_scale)
+        return weights
+
+    @property
+    def _softmax_scale(self):
+        return 1.0 / math.sqrt(self.D)
+
+    def _pool_weights_backward(self, cache, dweights, G, dcand_emb, dhist_emb):
+        if self.attention_softmax:
+            dscores = np.zeros_like(cache.scores)
+            attention_softmax_backward(dscores, dweights, cache.weights, cache.batch.hist_offsets,
+                                       self._softmax_scale)
+        else:
+            dscores = dweights
+        datt_in = self._stack_backward("att", dscores.reshape(-1, 1), cache.att_layers, self.attention_units,
+                                       self.attention_activation, G)
+        attention_input_backward(dcand_emb, dhist_emb, datt_in, cache.cand_emb, cache.hist_emb,
+                                 cache.batch.hist_offsets)
+
+    def attention(self, batch: Batch) -> np.ndarray:
+        """(N,) the pooling weight of every behaviour, aligned with ``hist_goods`` (inference mode).
+
+        These are the weights actually used for pooling: raw scores by default,
+        softmax-normalised within each history when ``attention_softmax=True``.
+        """
+        self._check_batch(batch, need_labels=False)
+        return self._forward(batch, training=False, momentum=0.0).weights.copy()

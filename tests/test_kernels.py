@@ -1,0 +1,204 @@
+"""Every kernel: forward vs NumPy, finite-difference VJP in float64, accumulation, serial == parallel."""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minidin.layers as L
+from minidin.gradcheck import assert_grad_close, check_array
+from tests.kernel_cases import ALL, attention_input_case, attention_softmax_case, dice_case, pooling_case
+
+KERNELS = sorted(ALL)
+F32_RTOL, F32_ATOL = 2e-5, 2e-6  # float32 agrees with float64 to about 100 ulp
+
+
+def vjp_reports(case, rng):
+    out = case.forward()
+    dout = rng.standard_normal(out.shape)  # a random upstream gradient, never ones
+    analytic = case.backward(dout)
+    fun = lambda: float(np.vdot(case.forward(), dout))  # noqa: E731
+    return [check_array(n, analytic[n], fun, case.inputs[n]) for n in case.wrt], analytic, dout
+
+
+def assert_vjp(case, rng):
+    reports, _, _ = vjp_reports(case, rng)
+    for r in reports:
+        assert r.passed, f"{case.name}.{r.name}: {r.failed} entries failed, max rel {r.max_rel:.2e}"
+        assert r.excluded == 0
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forward_matches_numpy_reference(kernel, dtype):
+    case = ALL[kernel](np.random.default_rng(0), dtype)
+    got = case.forward()
+    assert got.dtype == dtype
+    want = case.reference()
+    if dtype == np.float64:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    else:
+        np.testing.assert_allclose(got, want, rtol=F32_RTOL, atol=F32_ATOL)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_float32_backward_agrees_with_float64(kernel):
+    c64 = ALL[kernel](np.random.default_rng(1), np.float64)
+    c32 = ALL[kernel](np.random.default_rng(1), np.float32)
+    dout = np.random.default_rng(2).standard_normal(c64.forward().shape)
+    g64, g32 = c64.backward(dout), c32.backward(dout.astype(np.float32))
+    for n in c64.wrt:
+        assert g32[n].dtype == np.float32
+        scale = max(1.0, float(np.abs(g64[n]).max(initial=0)))
+        np.testing.assert_allclose(g32[n], g64[n], rtol=1e-4, atol=1e-5 * scale, err_msg=n)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@settings(max_examples=8)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_vjp_matches_finite_differences(kernel, seed):
+    rng = np.random.default_rng(seed)
+    assert_vjp(ALL[kernel](rng, np.float64), rng)
+
+
+@pytest.mark.parametrize("make", [attention_input_case, attention_softmax_case, pooling_case])
+@pytest.mark.parametrize("lengths", [[0], [3], [0, 0, 0], [2, 0, 3], [0, 1]])
+def test_ragged_kernels_on_empty_and_single_histories(make, lengths):
+    rng = np.random.default_rng(3)
+    case = make(rng, np.float64, B=len(lengths), lengths=lengths)
+    out = case.forward()
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, case.reference(), rtol=1e-12, atol=1e-13)
+    if make is pooling_case:  # an empty history pools to exactly zero
+        for b, t in enumerate(lengths):
+            if t == 0:
+                assert np.all(out[b] == 0.0)
+    assert_vjp(case, rng)
+
+
+@pytest.mark.parametrize("M", [0, 1, 2, 7])
+@pytest.mark.parametrize("training", [True, False])
+def test_dice_edge_rows(M, training):
+    rng = np.random.default_rng(M)
+    case = dice_case(rng, np.float64, M=M, training=training)
+    assert np.all(np.isfinite(case.forward()))
+    np.testing.assert_allclose(case.forward(), case.reference(), rtol=1e-12, atol=1e-13)
+    assert_vjp(case, rng)
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**31 - 1), M=st.integers(2, 6))
+def test_dice_on_nearly_identical_rows(seed, M):
+    """Curvature scale sqrt(eps) = 1e-4: Ridders' extrapolation keeps the criterion exact."""
+    rng = np.random.default_rng(seed)
+    assert_vjp(dice_case(rng, np.float64, M=M, training=True, near_identical=True), rng)
+
+
+def test_dice_running_averages():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 3))
+    rm, rv = np.zeros(3), np.ones(3)
+    bufs = [np.empty((6, 3)) for _ in range(3)] + [np.empty(3)]
+    L.dice_forward(*bufs, x, np.full(3, 0.25), rm, rv, True, 0.1, 1e-8)
+    np.testing.assert_allclose(rm, 0.1 * x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(rv, 0.9 + 0.1 * x.var(0), rtol=1e-12)
+    # zero rows: the averages stay exactly where they were
+    before = rm.copy(), rv.copy()
+    e = np.empty((0, 3))
+    L.dice_forward(e, e.copy(), e.copy(), np.empty(3), e.copy(), np.full(3, 0.25), rm, rv, True, 0.1, 1e-8)
+    assert np.array_equal(rm, before[0]) and np.array_equal(rv, before[1])
+    # momentum 0 (update_stats=False) leaves them too
+    L.dice_forward(*bufs, x, np.full(3, 0.25), rm, rv, True, 0.0, 1e-8)
+    assert np.array_equal(rm, before[0]) and np.array_equal(rv, before[1])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_backward_accumulates(kernel):
+    rng = np.random.default_rng(4)
+    case = ALL[kernel](rng, np.float64)
+    dout = rng.standard_normal(case.forward().shape)
+    once = case.backward(dout)
+    twice = case.backward(dout, grads={n: v.copy() for n, v in once.items()})
+    for n in case.wrt:
+        np.testing.assert_allclose(twice[n], 2 * once[n], rtol=1e-14, atol=0, err_msg=n)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_parallel_kernels_match_serial(kernel):
+    """The jitted (prange) kernels against their pure-Python bodies, where prange is range."""
+    rng = np.random.default_rng(5)
+    case = ALL[kernel](rng, np.float64, **({"M": 700} if kernel in ("prelu", "dice_train", "dice_infer") else {}))
+    dout = rng.standard_normal(case.forward().shape)
+    np.testing.assert_allclose(case.forward(), case.forward(serial=True), rtol=1e-13, atol=1e-14)
+    gp, gs = case.backward(dout), case.backward(dout, serial=True)
+    for n in case.wrt:
+        np.testing.assert_allclose(gp[n], gs[n], rtol=1e-12, atol=1e-13, err_msg=n)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_deterministic_for_any_thread_count(kernel):
+    """Fixed-chunk reductions: bitwise identical results with 1 thread and with all threads."""
+    rng = np.random.default_rng(6)
+    case = ALL[kernel](rng, np.float64, **({"M": 3000} if kernel in ("prelu", "dice_train", "dice_infer") else {}))
+    dout = rng.standard_normal(case.forward().shape)
+    results = []
+    n_max = numba.config.NUMBA_NUM_THREADS
+    for n in (1, n_max):
+        numba.set_num_threads(n)
+        try:
+            results.append((case.forward(), case.backward(dout)))
+        finally:
+            numba.set_num_threads(n_max)
+    assert np.array_equal(results[0][0], results[1][0])
+    for n in case.wrt:
+        assert np.array_equal(results[0][1][n], results[1][1][n]), n
+
+
+def test_kernels_compile_for_float32_and_float64():
+    for kernel in KERNELS:
+        for dt in (np.float32, np.float64):
+            case = ALL[kernel](np.random.default_rng(7), dt)
+            case.backward(np.ones_like(case.forward()))
+    names = [n for n in L.__all__ if n.endswith(("_forward", "_backward"))]
+    for name in names:
+        fn = getattr(L, name)
+        sigs = " ".join(str(s) for s in fn.signatures)
+        assert "float32" in sigs and "float64" in sigs, f"{name} signatures: {fn.signatures}"
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_checker_fails_on_one_percent_error(kernel):
+    """A gradient 1% wrong in a single entry must fail the same check that passes above."""
+    rng = np.random.default_rng(8)
+    case = ALL[kernel](rng, np.float64)
+    dout = rng.standard_normal(case.forward().shape)
+    analytic = case.backward(dout)
+    fun = lambda: float(np.vdot(case.forward(), dout))  # noqa: E731
+    for n in case.wrt:
+        wrong = analytic[n].copy()
+        i = np.unravel_index(np.argmax(np.abs(wrong)), wrong.shape)
+        wrong[i] *= 1.01
+        assert not check_array(n, wrong, fun, case.inputs[n]).passed
+        numeric = np.array(analytic[n])
+        with pytest.raises(AssertionError, match="max rel_error"):
+            assert_grad_close(wrong, numeric, name=n)
+
+
+def test_unique_rows():
+    rows, inv = L.unique_rows(np.array([4, 1, 4, 0, 1, 1], dtype=np.int64))
+    assert rows.tolist() == [0, 1, 4]
+    assert inv.tolist() == [2, 1, 2, 0, 1, 1]
+    rows, inv = L.unique_rows(np.zeros(0, dtype=np.int64))
+    assert rows.shape == (0,) and inv.shape == (0,)
+
+
+def test_bce_is_stable_for_huge_logits():
+    z = np.array([1e4, -1e4, 1e4, -1e4, 0.0])
+    y = np.array([1.0, 0.0, 0.0, 1.0, 1.0])
+    loss = L.bce_forward(z, y)
+    np.testing.assert_allclose(loss, (0 + 0 + 1e4 + 1e4 + np.log(2)) / 5, rtol=1e-15)
+    d = np.zeros(5)
+    L.bce_backward(d, z, y, 1.0)
+    np.testing.assert_allclose(d, np.array([0, 0, 1, -1, -0.5]) / 5, atol=1e-300)
+    z32 = z.astype(np.float32)
+    assert np.isfinite(L.bce_forward(z32, y.astype(np.float32)))
