@@ -4,10 +4,24 @@ Glossary: B batch, N behaviours in a batch (all histories together), T one
 history's length, D embedding width (goods_dim + cate_dim), A attention hidden
 width, H MLP hidden width, V vocabulary rows, U unique ids in a batch.
 """
-from .batch import Batch
-from .model import DIN, BaseModel
-from .sparse import SparseGrad
+import os
+
+# Numba parallelises across samples (prange) and calls OpenBLAS for the dense
+# layers. Two thread pools on a small CPU spin against each other (OpenBLAS
+# threads busy-wait after each call): measured 20x slower at batch 32 on 2
+# cores. So BLAS runs single-threaded unless you set OPENBLAS_NUM_THREADS
+# yourself before importing minidin (or scipy.linalg).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from .batch import Batch  # noqa: E402
+from .model import DIN, BaseModel  # noqa: E402
+from .sparse import SparseGrad  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Batch", "DIN", "BaseModel", "SparseGrad", "__version__"]
+from . import metrics  # noqa: E402
+from .checkpoint import load  # noqa: E402
+from .optim import SGD, SparseAdagrad, feature_counts  # noqa: E402
+
+__all__ = ["Batch", "DIN", "BaseModel", "SparseGrad", "SparseAdagrad", "SGD", "feature_counts", "load", "metrics",
+           "__version__"]

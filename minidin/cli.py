@@ -17,6 +17,13 @@ class CLIError(Exception):
     """A user-facing error: printed on one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (plus where to find help), not the whole usage text."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 # ---------------------------------------------------------------------------- gradcheck
 def random_check_setup(model="din", activation="dice", attention_softmax=False, seed=0, pooling="sum"):
     """A small float64 model and an adversarial batch for a whole-model gradient check.
@@ -69,7 +76,7 @@ def cmd_gradcheck(args):
 
 # ---------------------------------------------------------------------------- parser
 def build_parser():
-    p = argparse.ArgumentParser(prog="minidin", description="A from-scratch Deep Interest Network in NumPy + Numba.")
+    p = _Parser(prog="minidin", description="A from-scratch Deep Interest Network in NumPy + Numba.")
     p.add_argument("--version", action="version", version=f"minidin {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

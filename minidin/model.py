@@ -353,6 +353,12 @@ class _DeepInterestModel:
                    dtype=self.dtype.name, seed=self.seed, dice_momentum=self.dice_momentum, dice_eps=self.dice_eps)
         return cfg
 
+    def save(self, path):
+        """Write the weights, Dice running averages and config to ``path`` (.npz, atomically)."""
+        from .checkpoint import save_checkpoint
+
+        save_checkpoint(path, self, {"kind": "model"})
+
     def _prelu_inputs(self, cache):
         """Flat pre-activations of every PReLU layer (for kink detection in gradient checks)."""
         parts = []

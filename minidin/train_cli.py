@@ -1,5 +1,228 @@
-"""Sub-commands of ``minidin`` that train and evaluate (filled in by the training module)."""
+"""``minidin train`` and ``minidin evaluate``: thin wrappers over ``minidin.train``.
+
+From Python, the same run is::
+
+    from minidin.data import make_synthetic
+    from minidin.train import TrainConfig, train
+    summary, model = train(make_synthetic(), TrainConfig(model="din", epochs=8), out="runs/din")
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from .checkpoint import atomic_write, read_checkpoint, resolve, restore_model
+
+SUMMARY_KEYS = ("model", "activation", "reg", "epochs_run", "best_epoch", "valid", "test", "oracle",
+                "train_seconds", "train_samples_per_second")
+
+
+def _units(text):
+    try:
+        units = tuple(int(u) for u in text.split(",") if u.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 80,40, got {text!r}") from None
+    if not units or any(u < 1 for u in units):
+        raise argparse.ArgumentTypeError(f"expected positive layer sizes, got {text!r}")
+    return units
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _add_data_options(p, default="synthetic"):
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=default, metavar="synthetic|DIR",
+                   help="'synthetic' (built-in generator with a known click model) or a prepared dataset "
+                        "directory (data.npz + meta.json)" + (" (default: %(default)s)" if default else
+                                                             " (default: the checkpoint's own data)"))
+    g.add_argument("--synthetic-users", type=_positive_int, default=None, help="synthetic: number of users")
+    g.add_argument("--synthetic-cates", type=_positive_int, default=None, help="synthetic: number of categories")
+    g.add_argument("--synthetic-goods-per-cate", type=_positive_int, default=None,
+                   help="synthetic: goods per category")
+    g.add_argument("--data-seed", type=int, default=None, help="synthetic: the generator's seed (default 0)")
+
+
+def _synthetic_overrides(args):
+    o = {}
+    for opt, key in (("synthetic_users", "n_users"), ("synthetic_cates", "n_cates"),
+                     ("synthetic_goods_per_cate", "goods_per_cate"), ("data_seed", "seed")):
+        if getattr(args, opt) is not None:
+            o[key] = getattr(args, opt)
+    return o
+
+
+def load_data(spec, overrides=None, description=None):
+    """A Dataset from 'synthetic', a prepared directory, or (spec None) a checkpoint's data description."""
+    from .data import Dataset, make_synthetic
+
+    if spec is None:
+        if not description:
+            raise ValueError("data: the checkpoint has no data description; pass --data")
+        if description.get("kind") == "synthetic":
+            return make_synthetic(**dict(description["options"], **(overrides or {})))
+        if description.get("kind") == "prepared":
+            return Dataset.load(description["path"])
+        raise ValueError(f"data: unknown data description {description.get('kind')!r}; pass --data")
+    if spec == "synthetic":
+        return make_synthetic(**(overrides or {}))
+    return Dataset.load(spec)
+
+
+def _write_json(path, obj):
+    text = json.dumps(obj, indent=2, sort_keys=True)
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _table(rows):
+    lines = [f"{'':<22} {'valid AUC':>9} {'valid GAUC':>10} {'test AUC':>9} {'test GAUC':>9}"]
+    for name, v, t in rows:
+        lines.append(f"{name:<22} {v['auc']:>9.4f} {v['gauc']:>10.4f} {t['auc']:>9.4f} {t['gauc']:>9.4f}")
+    return "\n".join(lines)
+
+
+def _summary_table(label, summary):
+    rows = [(label, summary["valid"], summary["test"])]
+    if summary.get("oracle"):
+        rows.append(("oracle (true prob.)", summary["oracle_valid"], summary["oracle"]))
+    return _table(rows)
+
+
+def cmd_train(args):
+    from .train import TrainConfig, TrainingError, train
+
+    cfg = TrainConfig(model=args.model, activation=args.activation, attention_activation=args.attention_activation,
+                      attention_softmax=args.attention_softmax, pooling=args.pooling, goods_dim=args.goods_dim,
+                      cate_dim=args.cate_dim, attention_units=args.attention_units, hidden_units=args.hidden_units,
+                      dtype=args.dtype, optimizer=args.optimizer, lr=args.lr, lr_decay=args.lr_decay,
+                      clip_norm=args.clip_norm, reg=args.reg, reg_lambda=args.reg_lambda, batch_size=args.batch_size,
+                      epochs=args.epochs, patience=args.patience, max_history=args.max_history, seed=args.seed,
+                      threads=args.threads)
+    if args.resume:
+        _, meta = read_checkpoint(args.resume, "last")
+        data = load_data(None if args.data == "synthetic" and not _synthetic_overrides(args) else args.data,
+                         _synthetic_overrides(args), meta.get("data"))
+    else:
+        cfg.validate()
+        data = load_data(args.data, _synthetic_overrides(args))
+    print(f"data: {data.description.get('kind')}, {data.n_users} users, {data.n_goods} goods, "
+          f"{data.n_cates} categories; " + ", ".join(f"{k} {len(s)}" for k, s in data.splits.items()) + " samples")
+    if not args.resume:
+        print(f"model: {cfg.model}, activation {cfg.activation}, reg {cfg.reg} (lambda {cfg.reg_lambda}), "
+              f"{cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}, {cfg.dtype}")
+    try:
+        summary, _ = train(data, cfg, out=args.out, resume=args.resume, log=print)
+    except TrainingError as e:
+        print(f"minidin: error: {e}")
+        return 1
+    name = {"din": "DIN", "base": "BaseModel"}[summary["model"]] + f" ({summary['activation']})"
+    print(f"\nbest epoch {summary['best_epoch']} of {summary['epochs_run']} (selected on validation GAUC); "
+          f"{summary['train_samples_per_second']:.0f} training samples/s")
+    print(_summary_table(name, summary))
+    if args.out:
+        print(f"checkpoints: {os.path.join(args.out, 'best.npz')} (best on validation), "
+              f"{os.path.join(args.out, 'last.npz')}")
+    if args.json:
+        _write_json(args.json, {k: summary[k] for k in SUMMARY_KEYS if k in summary} | {
+            "reg_lambda": summary["reg_lambda"], "history": summary["history"]})
+    if args.plot:
+        from .plots import plot_history
+
+        plot_history(summary["history"], args.plot)
+        print(f"training curves: {args.plot}")
+    return 0
+
+
+def cmd_evaluate(args):
+    from .train import evaluate, oracle
+
+    path = resolve(args.checkpoint)
+    arrays, meta = read_checkpoint(path)
+    model = restore_model(arrays, meta, path)
+    data = load_data(None if args.data is None else args.data, _synthetic_overrides(args), meta.get("data"))
+    if data.n_goods > model.n_goods or data.n_cates > model.n_cates:
+        raise ValueError(f"data: vocabulary ({data.n_goods} goods, {data.n_cates} categories) is larger than the "
+                         f"checkpoint's ({model.n_goods}, {model.n_cates})")
+    cfg = meta.get("train_config", {})
+    data.max_history = cfg.get("max_history")
+    res = {"model": meta["model_config"]["model"], "activation": meta["model_config"]["activation"],
+           "reg": cfg.get("reg"), "epochs_run": len(meta.get("history", [])), "best_epoch": meta.get("epoch", -1) + 1,
+           "valid": evaluate(model, data, "valid"), "test": evaluate(model, data, "test")}
+    o = oracle(data, "test")
+    if o is not None:
+        res["oracle"] = o
+    hist = meta.get("history", [])
+    secs = sum(h["train_seconds"] for h in hist)
+    res["train_seconds"] = secs
+    res["train_samples_per_second"] = sum(h["train_samples"] for h in hist) / secs if secs else None
+    print(f"checkpoint: {path} (epoch {res['best_epoch']})")
+    rows = [(res["model"], res["valid"], res["test"])]
+    if o is not None:
+        rows.append(("oracle (true prob.)", oracle(data, "valid"), o))
+    print(_table(rows))
+    for split in ("valid", "test"):
+        print(f"{split} logloss {res[split]['logloss']:.4f}")
+    if args.json:
+        _write_json(args.json, res)
+    return 0
 
 
 def add_commands(sub):
-    return None
+    t = sub.add_parser("train", help="train DIN or the BaseModel (default: DIN on the built-in synthetic data)",
+                       description="Train a model, select the best epoch on validation GAUC, and report "
+                                   "validation and test AUC/GAUC (next to the oracle on synthetic data).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_data_options(t)
+    m = t.add_argument_group("model")
+    m.add_argument("--model", choices=["din", "base"], default="din")
+    m.add_argument("--activation", choices=["dice", "prelu", "sigmoid"], default="dice",
+                   help="main MLP activation")
+    m.add_argument("--attention-activation", choices=["dice", "prelu", "sigmoid"], default=None,
+                   help="attention MLP activation (default: same as --activation)")
+    m.add_argument("--attention-softmax", action="store_true",
+                   help="normalise attention scores / sqrt(D) with a softmax per history (official code)")
+    m.add_argument("--pooling", choices=["sum", "mean"], default="sum", help="BaseModel pooling")
+    m.add_argument("--goods-dim", type=_positive_int, default=64)
+    m.add_argument("--cate-dim", type=_positive_int, default=64)
+    m.add_argument("--attention-units", type=_units, default=(80, 40), metavar="A1,A2,...")
+    m.add_argument("--hidden-units", type=_units, default=(200, 80), metavar="H1,H2,...")
+    m.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    o = t.add_argument_group("optimizer")
+    o.add_argument("--optimizer", choices=["adagrad", "sgd"], default="adagrad")
+    o.add_argument("--lr", type=float, default=0.05)
+    o.add_argument("--lr-decay", type=float, default=1.0, help="multiply the learning rate by this every epoch")
+    o.add_argument("--clip-norm", type=float, default=None, help="clip the global gradient norm (official: 5)")
+    o.add_argument("--reg", choices=["none", "l2", "mba"], default="none",
+                   help="embedding regularization: mini-batch aware (mba), full-table l2, or none")
+    o.add_argument("--reg-lambda", type=float, default=0.0)
+    r = t.add_argument_group("run")
+    r.add_argument("--batch-size", type=_positive_int, default=256)
+    r.add_argument("--epochs", type=_positive_int, default=8)
+    r.add_argument("--patience", type=int, default=2, help="stop after this many epochs without a better "
+                                                           "validation GAUC")
+    r.add_argument("--max-history", type=_positive_int, default=None,
+                   help="keep only the most recent behaviours of each history (default: all)")
+    r.add_argument("--seed", type=int, default=0, help="model initialisation and shuffling seed")
+    r.add_argument("--threads", type=_positive_int, default=None, help="Numba threads (default: all cores)")
+    r.add_argument("--out", metavar="DIR", default=None, help="write best.npz/.json and last.npz/.json here")
+    r.add_argument("--resume", metavar="DIR", default=None, help="continue the run checkpointed in DIR (last.npz)")
+    r.add_argument("--json", metavar="PATH", default=None, help="write the run's summary as JSON")
+    r.add_argument("--plot", metavar="PNG", default=None,
+                   help="draw train/validation loss and AUC per epoch (needs matplotlib: pip install 'minidin[plot]')")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on validation and test",
+                       description="Print validation and test AUC, GAUC and logloss of a checkpoint (a directory "
+                                   "means its best.npz).")
+    e.add_argument("checkpoint", metavar="CHECKPOINT")
+    _add_data_options(e, default=None)
+    e.add_argument("--json", metavar="PATH", default=None, help="write the metrics as JSON (same keys as train)")
+    e.set_defaults(func=cmd_evaluate)

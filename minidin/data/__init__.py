@@ -1,0 +1,5 @@
+"""Datasets: the compact per-user layout, the synthetic generator, loaders."""
+from .dataset import SPLITS, Dataset, Split
+from .synthetic import SyntheticConfig, SyntheticTruth, make_synthetic
+
+__all__ = ["Dataset", "Split", "SPLITS", "SyntheticConfig", "SyntheticTruth", "make_synthetic"]

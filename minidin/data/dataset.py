@@ -1,0 +1,231 @@
+"""Datasets in the compact layout shared by the synthetic generator and real-data loaders.
+
+Each user's behaviour sequence is stored **once**, in CSR form over users:
+
+    seq_goods   (L,)    int64   goods id of every behaviour, user after user, oldest first
+    seq_cates   (L,)    int64   category id of every behaviour
+    seq_offsets (U+1,)  int64   user u owns behaviours [seq_offsets[u], seq_offsets[u+1])
+
+A sample is ``(user, end, cand_goods, cand_cates, label)``: its history is the
+window ``[max(0, end − max_history), end)`` of that user's sequence. Storing a
+history per sample would grow quadratically with sequence length; this layout
+grows linearly. ``Split`` holds the samples of one split (train/valid/test).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from ..batch import Batch
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(eq=False)
+class Split:
+    """The samples of one split. ``probs`` is the true click probability where known (synthetic data)."""
+
+    users: np.ndarray  # (S,) int64
+    ends: np.ndarray  # (S,) int64, history = sequence[max(0, end − max_history) : end]
+    cand_goods: np.ndarray  # (S,) int64
+    cand_cates: np.ndarray  # (S,) int64
+    labels: np.ndarray  # (S,) float64 in {0, 1}
+    probs: np.ndarray | None = None  # (S,) float64 true click probability, or None
+
+    def __len__(self):
+        return int(self.users.shape[0])
+
+    def subset(self, idx):
+        return Split(self.users[idx], self.ends[idx], self.cand_goods[idx], self.cand_cates[idx], self.labels[idx],
+                     None if self.probs is None else self.probs[idx])
+
+
+@njit(cache=True)
+def _count_presence(counts, seq_ids, seq_offsets, users, ends, cand_ids, max_history, stamp):
+    """counts[j] += number of samples whose history window or candidate contains id j (once per sample)."""
+    for s in range(users.shape[0]):
+        u = users[s]
+        lo = seq_offsets[u] + max(0, ends[s] - max_history)
+        hi = seq_offsets[u] + ends[s]
+        for n in range(lo, hi):
+            j = seq_ids[n]
+            if stamp[j] != s:
+                stamp[j] = s
+                counts[j] += 1
+        j = cand_ids[s]
+        if stamp[j] != s:
+            stamp[j] = s
+            counts[j] += 1
+
+
+@dataclass(eq=False)
+class Dataset:
+    """User sequences stored once, plus train/valid/test samples that point into them."""
+
+    seq_goods: np.ndarray
+    seq_cates: np.ndarray
+    seq_offsets: np.ndarray
+    n_goods: int
+    n_cates: int
+    splits: dict  # name -> Split
+    max_history: int | None = None
+    description: dict = field(default_factory=dict)  # how to rebuild it (JSON-serialisable)
+    truth: object = None  # synthetic ground truth (relevance of behaviours), else None
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def n_users(self):
+        return int(self.seq_offsets.shape[0] - 1)
+
+    @property
+    def has_oracle(self):
+        return all(s.probs is not None for s in self.splits.values())
+
+    def _window(self):
+        return np.iinfo(np.int64).max // 4 if self.max_history is None else int(self.max_history)
+
+    def validate(self):
+        """Check every array before any kernel sees it; ValueError names the field."""
+        off = self.seq_offsets
+        L = self.seq_goods.shape[0]
+        if self.seq_cates.shape != (L,):
+            raise ValueError(f"seq_cates: length {self.seq_cates.shape[0]} disagrees with seq_goods length {L}")
+        if off.ndim != 1 or off.shape[0] < 1 or off[0] != 0 or off[-1] != L or np.any(np.diff(off) < 0):
+            raise ValueError("seq_offsets: must start at 0, be monotone and end at len(seq_goods)")
+        for name, arr, lim in (("seq_goods", self.seq_goods, self.n_goods), ("seq_cates", self.seq_cates, self.n_cates)):
+            if arr.size and (arr.min() < 0 or arr.max() >= lim):
+                raise ValueError(f"{name}: ids must be in [0, {lim}), got range [{arr.min()}, {arr.max()}]")
+        if self.max_history is not None and self.max_history < 1:
+            raise ValueError(f"max_history: must be at least 1, got {self.max_history}")
+        lengths = np.diff(off)
+        for name, s in self.splits.items():
+            S = len(s)
+            for f in ("ends", "cand_goods", "cand_cates", "labels"):
+                if getattr(s, f).shape != (S,):
+                    raise ValueError(f"{name}.{f}: length {getattr(s, f).shape} disagrees with users ({S},)")
+            if S == 0:
+                continue
+            if s.users.min() < 0 or s.users.max() >= self.n_users:
+                raise ValueError(f"{name}.users: ids must be in [0, {self.n_users})")
+            if np.any(s.ends < 0) or np.any(s.ends > lengths[s.users]):
+                raise ValueError(f"{name}.ends: a history end lies outside its user's sequence")
+            for f, lim in (("cand_goods", self.n_goods), ("cand_cates", self.n_cates)):
+                arr = getattr(s, f)
+                if arr.min() < 0 or arr.max() >= lim:
+                    raise ValueError(f"{name}.{f}: ids must be in [0, {lim})")
+            if np.any((s.labels != 0) & (s.labels != 1)):
+                raise ValueError(f"{name}.labels: must be 0 or 1")
+
+    # ------------------------------------------------------------------ batching
+    def batch(self, split: str, idx=None) -> Batch:
+        """The samples ``idx`` (default: all) of a split as one ``Batch``, built without per-behaviour loops."""
+        s = self.splits[split]
+        idx = np.arange(len(s)) if idx is None else np.asarray(idx, dtype=np.int64)
+        users, ends = s.users[idx], s.ends[idx]
+        starts = np.maximum(0, ends - self._window())
+        lengths = ends - starts
+        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # flat positions into the sequence arrays: start of each window, then 0, 1, 2, ... inside it
+        pos = np.repeat(self.seq_offsets[users] + starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return Batch(self.seq_goods[pos], self.seq_cates[pos], offsets, s.cand_goods[idx], s.cand_cates[idx],
+                     s.labels[idx], users)
+
+    def batches(self, split: str, batch_size: int, shuffle: bool = False, rng=None):
+        """Yield ``(idx, Batch)`` over a split; ``shuffle`` needs an explicit ``np.random.Generator``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
+        S = len(self.splits[split])
+        order = np.arange(S)
+        if shuffle:
+            if rng is None:
+                raise ValueError("rng: shuffling needs an explicit numpy Generator")
+            order = rng.permutation(S)
+        for lo in range(0, S, batch_size):
+            idx = order[lo:lo + batch_size]
+            yield idx, self.batch(split, idx)
+
+    # ------------------------------------------------------------------ statistics
+    def feature_counts(self, split: str = "train") -> dict:
+        """n_j per table: the number of samples of ``split`` whose history window or candidate contains id j."""
+        s = self.splits[split]
+        out = {}
+        for table, seq, cand, V in (("goods_emb", self.seq_goods, s.cand_goods, self.n_goods),
+                                    ("cate_emb", self.seq_cates, s.cand_cates, self.n_cates)):
+            counts = np.zeros(V, dtype=np.int64)
+            _count_presence(counts, seq, self.seq_offsets, s.users, s.ends, cand, self._window(),
+                            np.full(V, -1, dtype=np.int64))
+            out[table] = counts
+        return out
+
+    def summary(self) -> dict:
+        d = {"n_users": self.n_users, "n_goods": self.n_goods, "n_cates": self.n_cates,
+             "behaviours": int(self.seq_goods.shape[0]), "max_history": self.max_history}
+        for name, s in self.splits.items():
+            d[name] = {"samples": len(s), "positive_rate": float(s.labels.mean()) if len(s) else None}
+        return d
+
+    # ------------------------------------------------------------------ files
+    def save(self, path, meta: dict | None = None):
+        """Write ``data.npz`` + ``meta.json`` into directory ``path`` atomically (temp dir, then rename)."""
+        path = os.path.abspath(path)
+        parent = os.path.dirname(path)
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+        try:
+            arrays = {"seq_goods": self.seq_goods, "seq_cates": self.seq_cates, "seq_offsets": self.seq_offsets}
+            for name, s in self.splits.items():
+                for f in ("users", "ends", "cand_goods", "cand_cates", "labels"):
+                    arrays[f"{name}/{f}"] = getattr(s, f)
+                if s.probs is not None:
+                    arrays[f"{name}/probs"] = s.probs
+            np.savez(os.path.join(tmp, "data.npz"), **arrays)
+            info = dict(meta or {})
+            info.update(format="minidin-dataset-1", n_goods=self.n_goods, n_cates=self.n_cates,
+                        max_history=self.max_history, splits=list(self.splits), summary=self.summary(),
+                        description=self.description)
+            with open(os.path.join(tmp, "meta.json"), "w") as f:
+                json.dump(info, f, indent=2)
+            if os.path.exists(path):
+                old = path + ".old-" + os.path.basename(tmp)
+                os.rename(path, old)
+                os.rename(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, path, max_history="meta"):
+        """Load a dataset directory written by ``save`` (or ``minidin prepare``)."""
+        meta_path, data_path = os.path.join(path, "meta.json"), os.path.join(path, "data.npz")
+        if not os.path.isdir(path):
+            raise ValueError(f"data: {path} is not a dataset directory")
+        if not os.path.exists(meta_path) or not os.path.exists(data_path):
+            raise ValueError(f"data: {path} has no meta.json and data.npz (not a prepared dataset)")
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+            z = np.load(data_path, allow_pickle=False)
+            splits = {}
+            for name in meta["splits"]:
+                probs = z[f"{name}/probs"] if f"{name}/probs" in z.files else None
+                splits[name] = Split(*(z[f"{name}/{f}"].astype(np.int64) for f in ("users", "ends", "cand_goods",
+                                                                                  "cand_cates")),
+                                     z[f"{name}/labels"].astype(np.float64), probs)
+            seq = [z[k].astype(np.int64) for k in ("seq_goods", "seq_cates", "seq_offsets")]
+        except (KeyError, OSError, json.JSONDecodeError, ValueError) as e:
+            raise ValueError(f"data: {path} is corrupt or incomplete ({e})") from None
+        mh = meta.get("max_history") if max_history == "meta" else max_history
+        desc = dict(meta.get("description") or {}, kind="prepared", path=os.path.abspath(path))
+        return cls(*seq, int(meta["n_goods"]), int(meta["n_cates"]), splits, mh, desc)

@@ -1,0 +1,258 @@
+"""The training loop: epochs, evaluation, early stopping on validation, checkpoints, resume.
+
+Model selection and early stopping use the **validation** split only (GAUC,
+the paper's metric); test metrics are computed after each epoch for the record
+but never steer anything. (The official code selects on test; we do not.)
+
+Determinism: the model is initialised from ``seed`` and the training order is
+shuffled by a generator seeded from ``seed`` whose state is checkpointed, so the
+same seed and thread count give identical metrics, and a resumed run continues
+exactly where the interrupted one stopped.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+
+import numba
+import numpy as np
+
+from . import metrics
+from .checkpoint import read_checkpoint, restore_model, save_checkpoint
+from .model import DIN, BaseModel
+from .optim import SGD, SparseAdagrad, feature_counts
+
+
+class TrainingError(RuntimeError):
+    """Training cannot continue (e.g. the loss became NaN); earlier checkpoints are intact."""
+
+
+@dataclass
+class TrainConfig:
+    # model
+    model: str = "din"  # "din" or "base"
+    activation: str = "dice"  # main MLP: dice | prelu | sigmoid
+    attention_activation: str | None = None  # attention MLP; None follows activation
+    attention_softmax: bool = False  # official code's softmax over each history
+    pooling: str = "sum"  # BaseModel only: sum | mean
+    goods_dim: int = 64
+    cate_dim: int = 64
+    attention_units: tuple = (80, 40)
+    hidden_units: tuple = (200, 80)
+    dtype: str = "float32"
+    # optimizer
+    optimizer: str = "adagrad"  # adagrad | sgd
+    lr: float = 0.05
+    lr_decay: float = 1.0  # learning rate multiplied by this after every epoch
+    clip_norm: float | None = None  # global-norm gradient clipping
+    reg: str = "none"  # none | l2 | mba
+    reg_lambda: float = 0.0
+    # run
+    batch_size: int = 256
+    epochs: int = 8
+    patience: int = 2  # epochs without a better validation GAUC before stopping
+    max_history: int | None = None  # most recent behaviours kept per sample
+    seed: int = 0
+    threads: int | None = None  # Numba threads; None keeps Numba's default
+
+    def validate(self):
+        choices = dict(model=("din", "base"), activation=("dice", "prelu", "sigmoid"), pooling=("sum", "mean"),
+                       dtype=("float32", "float64"), optimizer=("adagrad", "sgd"), reg=("none", "l2", "mba"))
+        for k, allowed in choices.items():
+            if getattr(self, k) not in allowed:
+                raise ValueError(f"{k}: must be one of {allowed}, got {getattr(self, k)!r}")
+        if self.attention_activation not in (None, "dice", "prelu", "sigmoid"):
+            raise ValueError(f"attention_activation: got {self.attention_activation!r}")
+        for k in ("batch_size", "epochs", "goods_dim", "cate_dim"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k}: must be at least 1, got {getattr(self, k)}")
+        if self.patience < 0:
+            raise ValueError(f"patience: must be non-negative, got {self.patience}")
+        if self.lr <= 0 or not 0 < self.lr_decay <= 1:
+            raise ValueError("lr must be positive and lr_decay in (0, 1]")
+        if self.max_history is not None and self.max_history < 1:
+            raise ValueError(f"max_history: must be at least 1, got {self.max_history}")
+        if self.threads is not None and not 1 <= self.threads <= numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(f"threads: must be in [1, {numba.config.NUMBA_NUM_THREADS}], got {self.threads}")
+
+    def to_json(self):
+        d = asdict(self)
+        d["attention_units"], d["hidden_units"] = list(self.attention_units), list(self.hidden_units)
+        return d
+
+    @classmethod
+    def from_json(cls, d):
+        names = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in names}
+        for k in ("attention_units", "hidden_units"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+def build_model(cfg: TrainConfig, n_goods: int, n_cates: int):
+    common = dict(n_goods=n_goods, n_cates=n_cates, goods_dim=cfg.goods_dim, cate_dim=cfg.cate_dim,
+                  hidden_units=cfg.hidden_units, activation=cfg.activation, dtype=np.dtype(cfg.dtype), seed=cfg.seed)
+    if cfg.model == "din":
+        return DIN(attention_units=cfg.attention_units, attention_activation=cfg.attention_activation,
+                   attention_softmax=cfg.attention_softmax, **common)
+    return BaseModel(pooling=cfg.pooling, **common)
+
+
+def build_optimizer(cfg: TrainConfig, model, counts):
+    kw = dict(lr=cfg.lr, reg=cfg.reg, reg_lambda=cfg.reg_lambda, counts=counts, clip_norm=cfg.clip_norm)
+    return SparseAdagrad(model.params, **kw) if cfg.optimizer == "adagrad" else SGD(model.params, **kw)
+
+
+def predict_split(model, dataset, split, batch_size=1024):
+    """(S,) inference-mode click probabilities for every sample of a split."""
+    out = np.empty(len(dataset.splits[split]), dtype=np.float64)
+    for idx, batch in dataset.batches(split, batch_size):
+        out[idx] = model.predict(batch)
+    return out
+
+
+def score(labels, probs, users) -> dict:
+    return {"auc": metrics.auc(labels, probs), "gauc": metrics.gauc(labels, probs, users),
+            "logloss": metrics.logloss(labels, probs)}
+
+
+def evaluate(model, dataset, split, batch_size=1024) -> dict:
+    """{"auc", "gauc", "logloss"} of a model on one split (inference mode)."""
+    s = dataset.splits[split]
+    return score(s.labels, predict_split(model, dataset, split, batch_size), s.users)
+
+
+def oracle(dataset, split) -> dict | None:
+    """AUC and GAUC of scoring each sample by its true click probability (None where unknown)."""
+    s = dataset.splits[split]
+    if s.probs is None:
+        return None
+    return {"auc": metrics.auc(s.labels, s.probs), "gauc": metrics.gauc(s.labels, s.probs, s.users)}
+
+
+class _Progress:
+    """One progress line: samples/s, loss, ETA. Rewritten in place on a terminal, every 10 s otherwise."""
+
+    def __init__(self, stream, total, epoch, epochs):
+        self.stream, self.total, self.epoch, self.epochs = stream, total, epoch, epochs
+        self.tty = stream is not None and hasattr(stream, "isatty") and stream.isatty()
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, done, loss, force=False):
+        if self.stream is None:
+            return
+        now = time.perf_counter()
+        if not force and now - self.last < (0.5 if self.tty else 10.0):
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / max(rate, 1e-9)
+        line = (f"epoch {self.epoch + 1}/{self.epochs}  {done}/{self.total}  {rate / 1000:.1f}k samples/s  "
+                f"loss {loss:.4f}  ETA {eta:.0f}s")
+        if self.tty:
+            self.stream.write("\r" + line + " " * 4)
+            if force:
+                self.stream.write("\r" + " " * (len(line) + 4) + "\r")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _fmt(m):
+    return " ".join(f"{k} {v:.4f}" for k, v in m.items())
+
+
+def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=sys.stderr):
+    """Train on ``dataset`` (a ``minidin.data.Dataset``); return the run's summary dict.
+
+    out:    directory for best.npz/.json and last.npz/.json (None: no checkpoints)
+    resume: a checkpoint directory (its last.npz) or .npz path to continue from
+    """
+    cfg.validate()
+    if cfg.threads is not None:
+        numba.set_num_threads(cfg.threads)
+    if cfg.max_history != dataset.max_history:
+        dataset.max_history = cfg.max_history
+    counts = feature_counts(dataset) if cfg.reg == "mba" else None
+    history, best, bad_epochs, start = [], None, 0, 0
+    if resume is not None:
+        arrays, meta = read_checkpoint(resume, "last")
+        cfg = TrainConfig.from_json(meta["train_config"])
+        dataset.max_history = cfg.max_history
+        counts = feature_counts(dataset) if cfg.reg == "mba" else None
+        model = restore_model(arrays, meta)
+        opt = build_optimizer(cfg, model, counts)
+        opt.load_state_arrays(arrays)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = meta["rng_state"]
+        history, best, bad_epochs, start = meta["history"], meta.get("best"), meta["bad_epochs"], meta["epoch"] + 1
+        log(f"resumed from epoch {meta['epoch'] + 1} of {cfg.epochs}")
+    else:
+        model = build_model(cfg, dataset.n_goods, dataset.n_cates)
+        opt = build_optimizer(cfg, model, counts)
+        rng = np.random.default_rng([cfg.seed, 1])  # shuffling stream, separate from initialisation
+    oracles = {s: oracle(dataset, s) for s in ("valid", "test")}
+    n_train = len(dataset.splits["train"])
+    train_seconds = sum(h["train_seconds"] for h in history)
+    samples_seen = sum(h["train_samples"] for h in history)
+
+    def meta(epoch):
+        return {"kind": "training", "train_config": cfg.to_json(), "n_goods": dataset.n_goods,
+                "n_cates": dataset.n_cates, "data": dataset.description, "epoch": epoch, "history": history,
+                "best": best, "bad_epochs": bad_epochs, "rng_state": rng.bit_generator.state,
+                "metrics": history[epoch]["metrics"] if history else None, "oracle": oracles}
+
+    epoch = start - 1
+    for epoch in range(start, cfg.epochs):
+        if bad_epochs > 0 and bad_epochs >= cfg.patience:
+            break  # a resumed run that had already stopped early
+        opt.lr = cfg.lr * cfg.lr_decay ** epoch
+        bar = _Progress(progress, n_train, epoch, cfg.epochs)
+        t0 = time.perf_counter()
+        loss_sum, done = 0.0, 0
+        for idx, batch in dataset.batches("train", cfg.batch_size, shuffle=True, rng=rng):
+            loss, grads = model.loss_and_grad(batch)
+            if not math.isfinite(loss):
+                where = f"; the last good checkpoint is in {out}" if out else ""
+                raise TrainingError(f"loss became {loss} at epoch {epoch + 1}, after {done} samples "
+                                    f"(try a smaller --lr or --clip-norm){where}")
+            opt.step(grads)
+            loss_sum += loss * len(idx)
+            done += len(idx)
+            bar.update(done, loss_sum / done)
+        seconds = time.perf_counter() - t0
+        bar.update(done, loss_sum / max(done, 1), force=True)
+        train_seconds += seconds
+        samples_seen += done
+        m = {s: evaluate(model, dataset, s) for s in ("valid", "test")}
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(done, 1), "train_seconds": seconds,
+                        "train_samples": done, "lr": opt.lr, "metrics": m})
+        improved = best is None or m["valid"]["gauc"] > best["valid"]["gauc"]
+        if improved:
+            best = {"epoch": epoch + 1, **m}
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+        log(f"epoch {epoch + 1}: train loss {loss_sum / max(done, 1):.4f} | valid {_fmt(m['valid'])} | "
+            f"test {_fmt(m['test'])} | {done / seconds / 1000:.1f}k samples/s{'  *' if improved else ''}")
+        if out is not None:
+            if improved:
+                save_checkpoint(os.path.join(out, "best.npz"), model, meta(epoch), opt)
+            save_checkpoint(os.path.join(out, "last.npz"), model, meta(epoch), opt)
+        if bad_epochs > 0 and bad_epochs >= cfg.patience:
+            log(f"early stop: no better validation GAUC for {bad_epochs} epoch(s)")
+            break
+    summary = {"model": cfg.model, "activation": cfg.activation, "reg": cfg.reg, "reg_lambda": cfg.reg_lambda,
+               "epochs_run": len(history), "best_epoch": best["epoch"] if best else None,
+               "valid": best["valid"] if best else None, "test": best["test"] if best else None,
+               "train_seconds": train_seconds, "train_samples_per_second": samples_seen / max(train_seconds, 1e-9),
+               "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "valid": h["metrics"]["valid"],
+                            "test": h["metrics"]["test"]} for h in history]}
+    if oracles["test"] is not None:
+        summary["oracle"] = oracles["test"]
+        summary["oracle_valid"] = oracles["valid"]
+    return summary, model

@@ -1,0 +1,142 @@
+"""Dataset layout, batching windows, feature counts, the synthetic generator's truth."""
+import numpy as np
+import pytest
+
+import minidin
+from minidin.data import Dataset, Split, make_synthetic
+
+SMALL = dict(n_users=60, n_cates=10, goods_per_cate=3, min_len=2, max_len=12, train_per_user=4, valid_per_user=2,
+             test_per_user=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(**SMALL)
+
+
+def window(d, split, i):
+    s = d.splits[split]
+    u, e = s.users[i], s.ends[i]
+    start = 0 if d.max_history is None else max(0, e - d.max_history)
+    lo = d.seq_offsets[u]
+    return d.seq_goods[lo + start:lo + e], d.seq_cates[lo + start:lo + e]
+
+
+@pytest.mark.parametrize("max_history", [None, 1, 3])
+def test_batch_windows_match_a_python_loop(data, max_history):
+    data.max_history = max_history
+    try:
+        idx = np.array([5, 0, 17, 3, 3])
+        b = data.batch("train", idx)
+        s = data.splits["train"]
+        for k, i in enumerate(idx):
+            g, c = window(data, "train", i)
+            lo, hi = b.hist_offsets[k], b.hist_offsets[k + 1]
+            assert b.hist_goods[lo:hi].tolist() == g.tolist() and b.hist_cates[lo:hi].tolist() == c.tolist()
+            assert b.cand_goods[k] == s.cand_goods[i] and b.labels[k] == s.labels[i] and b.users[k] == s.users[i]
+            if max_history:
+                assert hi - lo <= max_history
+    finally:
+        data.max_history = None
+
+
+def test_batches_cover_the_split_once_and_shuffle_deterministically(data):
+    seen = np.concatenate([idx for idx, _ in data.batches("train", 7)])
+    assert np.array_equal(seen, np.arange(len(data.splits["train"])))
+    a = [idx for idx, _ in data.batches("train", 7, shuffle=True, rng=np.random.default_rng(1))]
+    b = [idx for idx, _ in data.batches("train", 7, shuffle=True, rng=np.random.default_rng(1))]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert np.array_equal(np.sort(np.concatenate(a)), np.arange(len(data.splits["train"])))
+    with pytest.raises(ValueError, match="rng"):
+        next(data.batches("train", 7, shuffle=True))
+
+
+def test_feature_counts_match_brute_force(data):
+    for mh in (None, 2):
+        data.max_history = mh
+        counts = minidin.feature_counts(data)
+        want_g, want_c = np.zeros(data.n_goods, int), np.zeros(data.n_cates, int)
+        s = data.splits["train"]
+        for i in range(len(s)):
+            g, c = window(data, "train", i)
+            for j in set(g.tolist()) | {int(s.cand_goods[i])}:
+                want_g[j] += 1
+            for j in set(c.tolist()) | {int(s.cand_cates[i])}:
+                want_c[j] += 1
+        assert counts["goods_emb"].tolist() == want_g.tolist()
+        assert counts["cate_emb"].tolist() == want_c.tolist()
+    data.max_history = None
+
+
+def test_generator_is_deterministic_and_seeded():
+    a, b = make_synthetic(**SMALL), make_synthetic(**SMALL)
+    c = make_synthetic(**dict(SMALL, seed=1))
+    assert np.array_equal(a.seq_goods, b.seq_goods) and np.array_equal(a.splits["test"].labels,
+                                                                         b.splits["test"].labels)
+    assert not np.array_equal(a.seq_goods, c.seq_goods)
+
+
+def test_generator_truth_is_consistent(data):
+    """Recompute every true probability from the stored sequences with a plain loop."""
+    t = data.truth
+    for split in ("train", "test"):
+        s = data.splits[split]
+        for i in range(len(s)):
+            g, c = window(data, split, i)
+            rel = t.cate_topic[c] == t.cate_topic[s.cand_cates[i]]
+            same = c == s.cand_cates[i]
+            m, x = int((rel & same).sum()), int((rel & ~same).sum())
+            assert s.probs[i] == pytest.approx(float(t.click_prob(m, x, np.array([s.cand_goods[i]]))[0]))
+    b = data.batch("test", np.arange(6))
+    rel = t.relevance(b)
+    seg = np.repeat(np.arange(6), b.lengths)
+    assert np.array_equal(rel, (t.cate_topic[b.hist_cates] == t.cate_topic[b.cand_cates[seg]]).astype(float))
+
+
+def test_users_have_several_interests(data):
+    # most of a user's behaviours fall in n_interests categories, and more than one of them
+    for u in range(10):
+        c = data.seq_cates[data.seq_offsets[u]:data.seq_offsets[u + 1]]
+        if len(c) >= 8:
+            assert len(np.unique(c)) >= 2
+
+
+def test_generator_option_errors():
+    with pytest.raises(ValueError, match="n_interests"):
+        make_synthetic(n_cates=4, n_interests=3)
+    with pytest.raises(ValueError, match="n_cates"):
+        make_synthetic(n_cates=5, n_styles=2)
+    with pytest.raises(ValueError, match="noise"):
+        make_synthetic(noise=1.5)
+
+
+def test_save_load_roundtrip_and_atomic_replace(data, tmp_path):
+    path = tmp_path / "ds"
+    data.save(path)
+    back = Dataset.load(path)
+    for f in ("seq_goods", "seq_cates", "seq_offsets"):
+        assert np.array_equal(getattr(back, f), getattr(data, f))
+    for name in ("train", "valid", "test"):
+        for f in ("users", "ends", "cand_goods", "cand_cates", "labels", "probs"):
+            assert np.array_equal(getattr(back.splits[name], f), getattr(data.splits[name], f))
+    data.save(path)  # replacing an existing directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    (path / "data.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="corrupt"):
+        Dataset.load(path)
+    with pytest.raises(ValueError, match="not a dataset directory"):
+        Dataset.load(tmp_path / "missing")
+
+
+def test_dataset_validation_names_the_field():
+    seq = np.array([0, 1, 2]), np.array([0, 0, 1]), np.array([0, 3])
+    ok = dict(users=np.array([0]), ends=np.array([2]), cand_goods=np.array([1]), cand_cates=np.array([0]),
+              labels=np.array([1.0]))
+    Dataset(*seq, 3, 2, {"train": Split(**ok)})
+    for field, value, match in (("ends", [4], "train.ends"), ("cand_goods", [3], "train.cand_goods"),
+                                ("users", [1], "train.users"), ("labels", [0.5], "train.labels")):
+        bad = dict(ok, **{field: np.array(value)})
+        with pytest.raises(ValueError, match=match):
+            Dataset(*seq, 3, 2, {"train": Split(**bad)})
+    with pytest.raises(ValueError, match="seq_goods"):
+        Dataset(np.array([0, 1, 5]), seq[1], seq[2], 3, 2, {"train": Split(**ok)})

@@ -1,0 +1,171 @@
+"""Trainer, checkpoints and the train/evaluate CLI on a tiny synthetic dataset."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minidin
+from minidin.checkpoint import read_checkpoint
+from minidin.cli import main
+from minidin.data import make_synthetic
+from minidin.train import TrainConfig, TrainingError, evaluate, train
+
+DATA = dict(n_users=50, n_cates=8, goods_per_cate=3, min_len=2, max_len=10, train_per_user=4, valid_per_user=2,
+            test_per_user=2)
+SMALL = dict(goods_dim=4, cate_dim=3, attention_units=(6,), hidden_units=(8, 4), batch_size=16)
+CLI_DATA = ["--synthetic-users", "50", "--synthetic-cates", "8", "--synthetic-goods-per-cate", "3"]
+CLI_MODEL = ["--goods-dim", "4", "--cate-dim", "3", "--attention-units", "6", "--hidden-units", "8,4",
+             "--batch-size", "16"]
+
+
+def quiet(*a, **k):
+    return None
+
+
+def strip_timing(summary):
+    s = {k: v for k, v in summary.items() if k not in ("train_seconds", "train_samples_per_second")}
+    return json.loads(json.dumps(s))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(**DATA)
+
+
+@pytest.mark.parametrize("model,reg", [("din", "mba"), ("base", "l2"), ("din", "none")])
+def test_same_seed_gives_identical_metrics(data, model, reg):
+    cfg = dict(SMALL, model=model, reg=reg, reg_lambda=0.01, epochs=2, patience=5, seed=3)
+    a, _ = train(data, TrainConfig(**cfg), log=quiet, progress=None)
+    b, _ = train(data, TrainConfig(**cfg), log=quiet, progress=None)
+    assert strip_timing(a) == strip_timing(b)
+    c, _ = train(data, TrainConfig(**dict(cfg, seed=4)), log=quiet, progress=None)
+    assert strip_timing(a) != strip_timing(c)
+    assert a["epochs_run"] == 2 and a["best_epoch"] in (1, 2)
+    assert set(a["oracle"]) == {"auc", "gauc"}
+
+
+def test_checkpoint_roundtrip_and_resume_is_exact(data, tmp_path):
+    cfg = dict(SMALL, epochs=4, patience=10, seed=1, reg="mba", reg_lambda=0.05)
+    full, _ = train(data, TrainConfig(**cfg), out=tmp_path / "full", log=quiet, progress=None)
+    half, _ = train(data, TrainConfig(**dict(cfg, epochs=2)), out=tmp_path / "half", log=quiet, progress=None)
+    # resuming the 2-epoch run, with its config raised to 4 epochs, continues exactly
+    arrays, meta = read_checkpoint(tmp_path / "half", "last")
+    meta["train_config"]["epochs"] = 4
+    from minidin.checkpoint import restore_model, save_checkpoint
+    from minidin.train import build_optimizer
+
+    model = restore_model(arrays, meta)
+    opt = build_optimizer(TrainConfig.from_json(meta["train_config"]), model, minidin.feature_counts(data))
+    opt.load_state_arrays(arrays)
+    save_checkpoint(str(tmp_path / "half" / "last.npz"), model, meta, opt)
+    resumed, _ = train(data, TrainConfig(), resume=tmp_path / "half", log=quiet, progress=None)
+    assert strip_timing(resumed)["history"] == strip_timing(full)["history"]
+    # the best checkpoint, reloaded, evaluates to the metrics the run reported
+    best = minidin.load(tmp_path / "full")
+    assert evaluate(best, data, "test") == full["test"]
+    assert evaluate(minidin.load(tmp_path / "full" / "best.npz"), data, "valid") == full["valid"]
+    info = json.loads((tmp_path / "full" / "best.json").read_text())
+    assert info["epoch"] + 1 == full["best_epoch"] and info["n_goods"] == data.n_goods
+    assert info["data"]["kind"] == "synthetic" and info["data"]["options"]["n_users"] == 50
+    with np.load(tmp_path / "full" / "last.npz") as z:
+        assert any(k.startswith("acc/") for k in z.files) and any(k.startswith("state/") for k in z.files)
+
+
+def test_model_save_and_load(tmp_path):
+    m = minidin.DIN(n_goods=5, n_cates=2, goods_dim=2, cate_dim=2, attention_units=(3,), hidden_units=(4,), seed=2)
+    b = minidin.Batch.from_lists([[1, 2], []], [[0, 1], []], [3, 4], [1, 0], [1, 0])
+    m.loss_and_grad(b)
+    m.save(tmp_path / "m.npz")
+    back = minidin.load(tmp_path / "m.npz")
+    assert np.array_equal(back.predict(b), m.predict(b))
+    assert back.config() == m.config()
+
+
+def test_nan_loss_raises_and_keeps_last_good_checkpoint(data, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(data, TrainConfig(**dict(SMALL, epochs=1)), out=out, log=quiet, progress=None)
+    before = (out / "best.npz").read_bytes()
+    real = minidin.DIN.loss_and_grad
+    calls = {"n": 0}
+
+    def nan_after_a_while(self, batch, update_stats=True):
+        calls["n"] += 1
+        loss, g = real(self, batch, update_stats)
+        return (float("nan") if calls["n"] > 5 else loss), g
+
+    monkeypatch.setattr(minidin.DIN, "loss_and_grad", nan_after_a_while)
+    with pytest.raises(TrainingError, match="loss became nan"):
+        train(data, TrainConfig(**dict(SMALL, epochs=2)), out=out, log=quiet, progress=None)
+    assert (out / "best.npz").read_bytes() == before
+    minidin.load(out)
+
+
+def test_interrupted_write_leaves_previous_checkpoint_loadable(data, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(data, TrainConfig(**dict(SMALL, epochs=1)), out=out, log=quiet, progress=None)
+    good = minidin.load(out)
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt  # killed in the middle of writing
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(data, TrainConfig(**dict(SMALL, epochs=1, seed=9)), out=out, log=quiet, progress=None)
+    monkeypatch.undo()
+    again = minidin.load(out)
+    assert all(np.array_equal(good.params[n], again.params[n]) for n in good.params)
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "best.npz").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        minidin.load(tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        minidin.load(tmp_path / "nothing.npz")
+
+
+def test_cli_train_then_evaluate_gives_the_same_metrics(tmp_path, capsys):
+    out, js, ev = tmp_path / "run", tmp_path / "train.json", tmp_path / "eval.json"
+    rc = main(["train", *CLI_DATA, *CLI_MODEL, "--epochs", "2", "--reg", "mba", "--reg-lambda", "0.01",
+               "--out", str(out), "--json", str(js)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "oracle" in text and "test GAUC" in text
+    summary = json.loads(js.read_text())
+    for k in ("model", "activation", "reg", "epochs_run", "best_epoch", "valid", "test", "oracle",
+              "train_seconds", "train_samples_per_second"):
+        assert k in summary, k
+    assert set(summary["valid"]) == {"auc", "gauc", "logloss"} and set(summary["oracle"]) == {"auc", "gauc"}
+    assert main(["evaluate", str(out), "--json", str(ev)]) == 0  # rebuilds the data from the checkpoint
+    res = json.loads(ev.read_text())
+    assert res["valid"] == summary["valid"] and res["test"] == summary["test"]
+    assert res["oracle"] == summary["oracle"] and res["best_epoch"] == summary["best_epoch"]
+    assert set(summary) - {"history", "reg_lambda"} <= set(res)
+
+
+def test_cli_same_seed_same_json(tmp_path):
+    outs = []
+    for i in range(2):
+        p = tmp_path / f"{i}.json"
+        assert main(["train", *CLI_DATA, *CLI_MODEL, "--epochs", "2", "--model", "base", "--json", str(p)]) == 0
+        outs.append(strip_timing(json.loads(p.read_text())))
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["train", "--hidden-units", "8,x"], "hidden-units"),
+    (["train", "--data", "/nonexistent/dir"], "not a dataset directory"),
+    (["evaluate", "/nonexistent/ckpt"], "does not exist"),
+    (["train", "--threads", "999"], "threads"),
+    (["train", "--lr", "-1"], "lr"),
+])
+def test_cli_errors_are_one_line(argv, match, capsys):
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse usage errors
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2 and match in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
