@@ -420,6 +420,10 @@ class DIN(_DeepInterestModel):
         _check_activation("attention_activation", self.attention_activation)
         self.attention_softmax = bool(attention_softmax)
         self._build()
+        # The score layer's bias starts at 1, so an untrained DIN pools like the BaseModel (every
+        # weight ≈ 1) and attention learns to deviate from there. Started at 0, the weights are all
+        # near 0, the pooled interest carries no signal and training stalls for epochs (docs/results.md).
+        self.params["att.out.b"][...] = 1.0
 
     def _blocks(self):
         return [("att", 4 * self.D, self.attention_units, self.attention_activation)] + super()._blocks()

@@ -45,8 +45,8 @@ class TrainConfig:
     dtype: str = "float32"
     # optimizer
     optimizer: str = "adagrad"  # adagrad | sgd
-    lr: float = 0.05
-    lr_decay: float = 1.0  # learning rate multiplied by this after every epoch
+    lr: float = 0.2
+    lr_decay: float = 0.7  # learning rate multiplied by this after every epoch
     clip_norm: float | None = None  # global-norm gradient clipping
     reg: str = "none"  # none | l2 | mba
     reg_lambda: float = 0.0

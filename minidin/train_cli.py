@@ -197,8 +197,9 @@ def add_commands(sub):
     m.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     o = t.add_argument_group("optimizer")
     o.add_argument("--optimizer", choices=["adagrad", "sgd"], default="adagrad")
-    o.add_argument("--lr", type=float, default=0.05)
-    o.add_argument("--lr-decay", type=float, default=1.0, help="multiply the learning rate by this every epoch")
+    o.add_argument("--lr", type=float, default=0.2)
+    o.add_argument("--lr-decay", type=float, default=0.7, help="multiply the learning rate by this after every "
+                                                               "epoch (1: constant)")
     o.add_argument("--clip-norm", type=float, default=None, help="clip the global gradient norm (official: 5)")
     o.add_argument("--reg", choices=["none", "l2", "mba"], default="none",
                    help="embedding regularization: mini-batch aware (mba), full-table l2, or none")

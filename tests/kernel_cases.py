@@ -247,7 +247,8 @@ ALL = {
     "attention_softmax": attention_softmax_case,
     "pooling": pooling_case,
     "interaction": interaction_case,
-    "dense": dense_case,
+    "dense": dense_case,  # small: the loop path
+    "dense_blas": lambda rng, dt, **kw: dense_case(rng, dt, **dict(dict(M=70, I=40, O=30), **kw)),  # BLAS path
     "prelu": prelu_case,
     "sigmoid": sigmoid_case,
     "dice_train": lambda rng, dt, **kw: dice_case(rng, dt, training=True, **kw),

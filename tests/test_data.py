@@ -83,14 +83,14 @@ def test_generator_truth_is_consistent(data):
         s = data.splits[split]
         for i in range(len(s)):
             g, c = window(data, split, i)
-            rel = t.cate_topic[c] == t.cate_topic[s.cand_cates[i]]
-            same = c == s.cand_cates[i]
-            m, x = int((rel & same).sum()), int((rel & ~same).sum())
-            assert s.probs[i] == pytest.approx(float(t.click_prob(m, x, np.array([s.cand_goods[i]]))[0]))
+            r, same = int((c == s.cand_cates[i]).sum()), int((g == s.cand_goods[i]).sum())
+            assert s.probs[i] == pytest.approx(float(t.click_prob(r, same, np.array([s.cand_goods[i]]))[0]))
     b = data.batch("test", np.arange(6))
     rel = t.relevance(b)
     seg = np.repeat(np.arange(6), b.lengths)
-    assert np.array_equal(rel, (t.cate_topic[b.hist_cates] == t.cate_topic[b.cand_cates[seg]]).astype(float))
+    want = (b.hist_cates == b.cand_cates[seg]).astype(float) + (b.hist_goods == b.cand_goods[seg])
+    assert np.array_equal(rel, want) and set(np.unique(rel)) <= {0.0, 1.0, 2.0}
+    assert np.array_equal(t.good_cate[b.hist_goods], b.hist_cates)
 
 
 def test_users_have_several_interests(data):
@@ -103,9 +103,9 @@ def test_users_have_several_interests(data):
 
 def test_generator_option_errors():
     with pytest.raises(ValueError, match="n_interests"):
-        make_synthetic(n_cates=4, n_interests=3)
-    with pytest.raises(ValueError, match="n_cates"):
-        make_synthetic(n_cates=5, n_styles=2)
+        make_synthetic(n_cates=2, n_interests=3)
+    with pytest.raises(ValueError, match="favourites"):
+        make_synthetic(goods_per_cate=2, favourites=3)
     with pytest.raises(ValueError, match="noise"):
         make_synthetic(noise=1.5)
 

@@ -63,6 +63,8 @@ def test_whole_model_adversarial_batches(kind, act, opt):
         minidin.Batch.from_lists([[0, 0, 1]], [[0, 0, 0]], [0], [0], [1]),  # B=1, repeats, candidate in history
         minidin.Batch.from_lists([[], []], [[], []], [1, 0], [0, 1], [1, 0]),  # every history empty
         minidin.Batch.from_lists([[1], [1], []], [[0], [0], []], [1, 1, 0], [0, 0, 0], [1, 0, 1]),  # duplicates
+        # every row of every layer identical: Dice's variance is 0, its curvature scale sqrt(eps)
+        minidin.Batch.from_lists([[0], [0, 0]], [[0], [0, 0]], [0, 0], [0, 0], [0, 0]),
     ]
     for batch in cases:
         model = make_model(kind, act, opt, n_goods=2, n_cates=2)

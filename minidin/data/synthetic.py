@@ -1,37 +1,38 @@
 """Synthetic DIN-shaped data from a known click model: the embedded default dataset.
 
 The world:
-- ``n_cates`` categories come in groups of ``n_styles``: each group is a *topic*
-  (say, shoes) and its categories are the topic's styles (running shoes, formal
-  shoes). Category ids are shuffled, so an id says nothing about its topic.
-  Each category has ``goods_per_cate`` goods.
-- Each user has ``n_interests`` distinct interest topics (Dirichlet weights)
-  and, **per interest**, a preferred style. Their time-ordered history draws each
-  behaviour from an interest (probability 1 − ``noise``; in the preferred style
-  with probability ``style_consistency``) or from a random topic and style.
+- ``n_cates`` categories of ``goods_per_cate`` goods each (ids shuffled, so a
+  goods id says nothing about its category).
+- Each user has ``n_interests`` distinct interest categories (Dirichlet
+  weights) and, in each, ``favourites`` favourite goods. Their time-ordered
+  history draws each behaviour from an interest (probability 1 − ``noise``;
+  a favourite with probability ``favourite_prob``, else any good of the
+  category) or from a random category.
 - A sample shows the user a candidate good at some point ``end`` of their
-  history: from one of their interest topics with probability
-  ``cand_interest_prob``, else from a random topic; its style is random.
+  history: from one of their interests with probability
+  ``cand_interest_prob`` (a favourite with probability
+  ``cand_favourite_prob``), else from a random category.
 
 The click model: only the part of the history relevant to the candidate matters.
-A behaviour is *relevant* when it belongs to the candidate's topic. Among the
-relevant behaviours, m are in the candidate's own category (style) and x in
-another style of the same topic:
+With r the number of behaviours in the candidate's category and g the number
+that are the candidate good itself,
 
-    P(click) = σ( bias + strength · tanh((m − x) / saturation) + item_bias[candidate] ).
+    P(click) = σ( bias + cate_strength · tanh(r / saturation)
+                       + goods_strength · tanh(g / saturation) + item_bias[candidate] ).
 
-So the user clicks a candidate whose style matches what they chose *in that
-topic*, and a user likes different styles in different interests. Sum pooling
-adds every behaviour into one vector, mixing the style evidence of all topics;
-reading the style of the candidate's topic out of that sum needs a separate
-direction per (topic, style), more than the embedding has. Attention can keep
-only the relevant behaviours (same topic) and read their style directly.
+The user returns to goods they keep coming back to, and to their interests.
+Sum pooling adds every behaviour into one vector: finding out how often *this
+good* occurs in it means telling ``n_goods`` goods apart inside a D-dimensional
+sum, far more goods than dimensions, so the interference of the other
+behaviours swamps it. Attention looks at each behaviour next to the candidate
+(its inputs include q − k, exactly 0 for the same good) and can keep the
+relevant ones.
 
 Every sample's true probability is kept (``Split.probs``), so training reports
 the oracle AUC/GAUC (each sample scored by its true probability) as the
-ceiling, and ``SyntheticTruth.relevance`` gives the true relevance of every
-behaviour to its candidate (1 for the candidate's topic, else 0) for checking
-attention.
+ceiling; ``SyntheticTruth.relevance`` gives the true relevance of every
+behaviour to its candidate (2: the same good, 1: the same category, 0: other)
+for checking attention.
 """
 from __future__ import annotations
 
@@ -45,35 +46,37 @@ from .dataset import Dataset, Split
 @dataclass(frozen=True)
 class SyntheticConfig:
     n_users: int = 2500  # users (each contributes train/valid/test samples)
-    n_cates: int = 200  # categories = topics x styles
+    n_cates: int = 50  # categories
     goods_per_cate: int = 10  # goods per category: n_goods = n_cates * goods_per_cate
-    n_interests: int = 3  # interest topics per user
-    min_len: int = 10  # shortest user sequence
-    max_len: int = 50  # longest user sequence
-    n_styles: int = 2  # categories (styles) per topic; n_cates must be a multiple
-    style_consistency: float = 0.9  # probability that an interest behaviour has the user's style for it
+    n_interests: int = 3  # interest categories per user
+    favourites: int = 3  # favourite goods per user and interest
+    min_len: int = 4  # shortest user sequence
+    max_len: int = 30  # longest user sequence
     noise: float = 0.2  # probability that a behaviour falls outside the user's interests
+    favourite_prob: float = 0.6  # probability that an interest behaviour is a favourite good
     cand_interest_prob: float = 0.7  # probability that a candidate comes from the user's interests
-    train_per_user: int = 12  # samples per user in each split
-    valid_per_user: int = 4
-    test_per_user: int = 4
-    bias: float = 0.0  # click model: logit offset
-    strength: float = 3.0  # click model: weight of the relevant history's style evidence
-    saturation: float = 2.0  # click model: m − x at which tanh reaches 0.76
+    cand_favourite_prob: float = 0.4  # ... and then that it is one of their favourites
+    train_per_user: int = 20  # samples per user in each split
+    valid_per_user: int = 6
+    test_per_user: int = 6
+    bias: float = -2.5  # click model: logit offset
+    cate_strength: float = 1.5  # click model: weight of behaviours in the candidate's category
+    goods_strength: float = 6.0  # click model: weight of behaviours on the candidate good itself
+    saturation: float = 1.0  # click model: count at which tanh reaches 0.76
     item_bias_std: float = 0.1  # click model: spread of per-good appeal
     seed: int = 0  # the data's seed (independent of model and shuffling seeds)
 
     def validate(self):
-        for f in ("n_users", "n_cates", "goods_per_cate", "n_interests", "min_len", "n_styles"):
+        for f in ("n_users", "n_cates", "goods_per_cate", "n_interests", "favourites", "min_len"):
             if getattr(self, f) < 1:
                 raise ValueError(f"{f}: must be at least 1, got {getattr(self, f)}")
-        if self.n_cates % self.n_styles:
-            raise ValueError(f"n_cates: {self.n_cates} is not a multiple of n_styles {self.n_styles}")
-        if self.n_interests > self.n_cates // self.n_styles:
-            raise ValueError(f"n_interests: {self.n_interests} exceeds the {self.n_cates // self.n_styles} topics")
+        if self.n_interests > self.n_cates:
+            raise ValueError(f"n_interests: {self.n_interests} exceeds n_cates {self.n_cates}")
+        if self.favourites > self.goods_per_cate:
+            raise ValueError(f"favourites: {self.favourites} exceeds goods_per_cate {self.goods_per_cate}")
         if self.max_len < self.min_len:
             raise ValueError(f"max_len: {self.max_len} is below min_len {self.min_len}")
-        for f in ("noise", "cand_interest_prob", "style_consistency"):
+        for f in ("noise", "favourite_prob", "cand_interest_prob", "cand_favourite_prob"):
             if not 0.0 <= getattr(self, f) <= 1.0:
                 raise ValueError(f"{f}: must be a probability, got {getattr(self, f)}")
         for f in ("train_per_user", "valid_per_user", "test_per_user"):
@@ -84,19 +87,21 @@ class SyntheticConfig:
 class SyntheticTruth:
     """The generator's ground truth, kept out of the stored samples (nothing per behaviour is stored)."""
 
-    def __init__(self, config: SyntheticConfig, cate_topic, cate_style, item_bias):
-        self.config, self.cate_topic, self.cate_style, self.item_bias = config, cate_topic, cate_style, item_bias
+    def __init__(self, config: SyntheticConfig, good_cate, item_bias):
+        self.config, self.good_cate, self.item_bias = config, good_cate, item_bias
 
     def relevance(self, batch) -> np.ndarray:
-        """(N,) true relevance of every behaviour to its sample's candidate: 1 (same topic) or 0."""
+        """(N,) true relevance of every behaviour to its candidate: 2 same good, 1 same category, 0 other."""
         seg = np.repeat(np.arange(batch.size), batch.lengths)
-        return (self.cate_topic[batch.hist_cates] == self.cate_topic[batch.cand_cates[seg]]).astype(np.float64)
+        same_cate = batch.hist_cates == batch.cand_cates[seg]
+        same_good = batch.hist_goods == batch.cand_goods[seg]
+        return same_cate.astype(np.float64) + same_good
 
-    def click_prob(self, m, x, cand_goods) -> np.ndarray:
-        """True P(click) from m (same category) and x (same topic, other style) behaviours."""
+    def click_prob(self, r, g, cand_goods) -> np.ndarray:
+        """True P(click) from r (behaviours in the candidate's category) and g (on the candidate good)."""
         c = self.config
-        evidence = (np.asarray(m, np.float64) - np.asarray(x, np.float64)) / c.saturation
-        z = c.bias + c.strength * np.tanh(evidence) + self.item_bias[cand_goods]
+        z = (c.bias + c.cate_strength * np.tanh(np.asarray(r, np.float64) / c.saturation)
+             + c.goods_strength * np.tanh(np.asarray(g, np.float64) / c.saturation) + self.item_bias[cand_goods])
         return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -115,61 +120,52 @@ def make_synthetic(config: SyntheticConfig | None = None, max_history=None, **ov
     config.validate()
     c = config
     rng = np.random.default_rng(c.seed)
-    C, G, U, K, S = c.n_cates, c.goods_per_cate, c.n_users, c.n_interests, c.n_styles
-    T = C // S  # topics
+    C, G, U, K, F = c.n_cates, c.goods_per_cate, c.n_users, c.n_interests, c.favourites
     n_goods = C * G
-    # shuffled ids: neither a category id nor a goods id says anything about topic or style
-    cate_of = rng.permutation(C).reshape(T, S)  # cate_of[topic, style] -> category id
-    cate_topic = np.empty(C, np.int64)
-    cate_style = np.empty(C, np.int64)
-    cate_topic[cate_of] = np.arange(T)[:, None]
-    cate_style[cate_of] = np.arange(S)[None, :]
-    goods_of = rng.permutation(n_goods).reshape(C, G)  # goods_of[category] -> its goods ids
+    goods_of = rng.permutation(n_goods).reshape(C, G)  # goods_of[category] -> its goods ids (shuffled)
     good_cate = np.empty(n_goods, np.int64)
     good_cate[goods_of] = np.arange(C)[:, None]
     item_bias = rng.normal(0.0, c.item_bias_std, n_goods)
-    interests = np.argsort(rng.random((U, T)), axis=1)[:, :K]  # K distinct topics per user
-    style_pref = rng.integers(0, S, (U, K))  # the style each user likes in each interest
+    interests = np.argsort(rng.random((U, C)), axis=1)[:, :K]  # K distinct categories per user
+    favs = np.argsort(rng.random((U, K, G)), axis=2)[:, :, :F]  # F favourite goods (positions) per interest
     cum_w = np.cumsum(rng.dirichlet(np.ones(K), size=U), axis=1)
 
-    def draw(rows, p_interest, consistency):
+    def draw(rows, p_interest, p_favourite):
+        n = rows.shape[0]
         k = _pick_interest(rng, cum_w, rows)
-        topics, styles = interests[rows, k], style_pref[rows, k]
-        off_style = rng.random(rows.shape[0]) >= consistency
-        styles[off_style] = rng.integers(0, S, int(off_style.sum()))
-        off = rng.random(rows.shape[0]) >= p_interest
-        topics[off] = rng.integers(0, T, int(off.sum()))
-        styles[off] = rng.integers(0, S, int(off.sum()))
-        return goods_of[cate_of[topics, styles], rng.integers(0, G, rows.shape[0])]
+        cates = interests[rows, k]
+        pos = rng.integers(0, G, n)
+        fav = rng.random(n) < p_favourite
+        pos[fav] = favs[rows[fav], k[fav], rng.integers(0, F, int(fav.sum()))]
+        off = rng.random(n) >= p_interest
+        cates[off] = rng.integers(0, C, int(off.sum()))
+        return goods_of[cates, pos]
 
     lengths = rng.integers(c.min_len, c.max_len + 1, U)
     offsets = np.zeros(U + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     owner = np.repeat(np.arange(U), lengths)
-    seq_goods = draw(owner, 1.0 - c.noise, c.style_consistency)
+    seq_goods = draw(owner, 1.0 - c.noise, c.favourite_prob)
     seq_cates = good_cate[seq_goods]
 
     per_user = c.train_per_user + c.valid_per_user + c.test_per_user
     users = np.repeat(np.arange(U), per_user)
     low = np.minimum(3, lengths[users])
     ends = rng.integers(low, lengths[users] + 1)
-    cand_goods = draw(users, c.cand_interest_prob, 0.0)  # candidate style: uniform
+    cand_goods = draw(users, c.cand_interest_prob, c.cand_favourite_prob)
     cand_cates = good_cate[cand_goods]
-    # m: behaviours in the candidate's category; x: same topic, another style
-    m = np.zeros(users.shape[0], dtype=np.int64)
-    x = np.zeros(users.shape[0], dtype=np.int64)
+    # r: behaviours in the candidate's category; g: behaviours on the candidate good
+    r = np.zeros(users.shape[0], dtype=np.int64)
+    g = np.zeros(users.shape[0], dtype=np.int64)
     L = seq_goods.shape[0]
     for s0 in range(0, users.shape[0], 20000):  # chunked (chunk, max_len) boolean matrices
         sl = slice(s0, s0 + 20000)
         pos = np.minimum(offsets[users[sl], None] + np.arange(c.max_len)[None, :], L - 1)
         inside = np.arange(c.max_len)[None, :] < ends[sl, None]
-        hc = seq_cates[pos]
-        rel = inside & (cate_topic[hc] == cate_topic[cand_cates[sl], None])
-        same = hc == cand_cates[sl, None]
-        m[sl] = (rel & same).sum(axis=1)
-        x[sl] = (rel & ~same).sum(axis=1)
-    truth = SyntheticTruth(c, cate_topic, cate_style, item_bias)
-    probs = truth.click_prob(m, x, cand_goods)
+        r[sl] = (inside & (seq_cates[pos] == cand_cates[sl, None])).sum(axis=1)
+        g[sl] = (inside & (seq_goods[pos] == cand_goods[sl, None])).sum(axis=1)
+    truth = SyntheticTruth(c, good_cate, item_bias)
+    probs = truth.click_prob(r, g, cand_goods)
     labels = (rng.random(users.shape[0]) < probs).astype(np.float64)
     which = np.tile(np.repeat([0, 1, 2], [c.train_per_user, c.valid_per_user, c.test_per_user]), U)
     splits = {}

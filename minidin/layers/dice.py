@@ -32,29 +32,59 @@ from .sigmoid import _sigmoid
 
 
 @njit(cache=True, parallel=True)
-def _column_mean(x, shift):
-    """Mean over rows of (x − shift)² if shift is given (len > 0) else of x; fixed-chunk reduction."""
+def _column_stats(x):
+    """Per-column mean and biased variance over the rows of x, as float64 (fixed-chunk reductions).
+
+    Accumulates in float64 whatever x's dtype. Also returns ``const`` (H,): the
+    columns whose rows agree to within rounding (spread ≤ 8 ulps of x's dtype),
+    which get variance exactly 0. Dice divides by sqrt(Var + 1e-8): rows that are
+    identical in exact arithmetic but differ in their last bits (a mean pooled
+    over 3 copies is not bitwise the copy) would otherwise turn rounding into
+    noise 10⁴ times larger, and float32 would disagree with float64 by 1e-3.
+    """
     M, H = x.shape
     C = n_chunks(M)
-    part = np.zeros((C, H), dtype=x.dtype)
-    squared = shift.shape[0] > 0
+    part = np.zeros((C, H), dtype=np.float64)
+    lo_v = np.empty((C, H), dtype=np.float64)
+    hi_v = np.empty((C, H), dtype=np.float64)
+    for c in prange(C):
+        lo, hi = chunk_bounds(c, C, M)
+        for h in range(H):
+            lo_v[c, h] = np.inf
+            hi_v[c, h] = -np.inf
+        for m in range(lo, hi):
+            for h in range(H):
+                v = x[m, h]
+                part[c, h] += v
+                lo_v[c, h] = min(lo_v[c, h], v)
+                hi_v[c, h] = max(hi_v[c, h], v)
+    mean = np.zeros(H, dtype=np.float64)
+    var = np.zeros(H, dtype=np.float64)
+    const = np.ones(H, dtype=np.bool_)
+    if M == 0:
+        return mean, var, const
+    ulp = np.finfo(x.dtype).eps
+    for h in range(H):
+        vmin, vmax = np.inf, -np.inf
+        for c in range(C):
+            mean[h] += part[c, h]
+            vmin = min(vmin, lo_v[c, h])
+            vmax = max(vmax, hi_v[c, h])
+        mean[h] /= M
+        const[h] = vmax - vmin <= 8.0 * ulp * max(abs(vmin), abs(vmax))
+    part[:, :] = 0.0
     for c in prange(C):
         lo, hi = chunk_bounds(c, C, M)
         for m in range(lo, hi):
             for h in range(H):
-                if squared:
-                    v = x[m, h] - shift[h]
-                    part[c, h] += v * v
-                else:
-                    part[c, h] += x[m, h]
-    res = np.zeros(H, dtype=x.dtype)
-    for c in range(C):
-        for h in range(H):
-            res[h] += part[c, h]
-    inv = 1.0 / max(M, 1)
+                d = x[m, h] - mean[h]
+                part[c, h] += d * d
     for h in range(H):
-        res[h] *= inv
-    return res
+        if not const[h]:
+            for c in range(C):
+                var[h] += part[c, h]
+            var[h] /= M
+    return mean, var, const
 
 
 @njit(cache=True, parallel=True)
@@ -69,29 +99,35 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
     alpha:        (H,) float, α
     running_mean: (H,) float, updated in place when training and momentum > 0 and M > 0
     running_var:  (H,) float, likewise
-    training:     bool, batch statistics (True) or running averages (False)
+    training:     bool, batch statistics (True) or running averages (False); in training, a
+                  column whose rows agree to within rounding has Var = 0 and x̂ = 0 exactly
     momentum:     float, running-average momentum; 0 leaves the averages untouched
     eps:          float, ε (1e-8)
 
     Eq. (9): f(s) = s · (α + (1 − α) · p(s)).
     """
     M, H = x.shape
+    mean = np.empty(H, dtype=np.float64)  # statistics in float64 for either dtype
+    var = np.empty(H, dtype=np.float64)
+    const = np.zeros(H, dtype=np.bool_)  # columns whose rows are equal up to rounding: x̂ = 0 exactly
     if training:
-        mean = _column_mean(x, np.empty(0, dtype=x.dtype))
-        var = _column_mean(x, mean)
+        mean[:], var[:], const[:] = _column_stats(x)
         if momentum > 0 and M > 0:
             for h in range(H):
                 running_mean[h] = (1.0 - momentum) * running_mean[h] + momentum * mean[h]
                 running_var[h] = (1.0 - momentum) * running_var[h] + momentum * var[h]
     else:
-        mean = running_mean.copy()
-        var = running_var.copy()
+        for h in range(H):
+            mean[h] = running_mean[h]
+            var[h] = running_var[h]
+    r = np.empty(H, dtype=np.float64)
     for h in range(H):
-        inv_std[h] = 1.0 / np.sqrt(var[h] + eps)
+        r[h] = 1.0 / np.sqrt(var[h] + eps)
+        inv_std[h] = r[h]
     for m in prange(M):
         for h in range(H):
             s = x[m, h]
-            xh = (s - mean[h]) * inv_std[h]
+            xh = 0.0 if const[h] else (s - mean[h]) * r[h]
             pp = _sigmoid(xh)
             xhat[m, h] = xh
             p[m, h] = pp
@@ -119,7 +155,7 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
     if M == 0:
         return
     C = n_chunks(M)
-    part = np.zeros((C, 3, H), dtype=x.dtype)  # Σ dx̂, Σ dx̂·x̂, Σ dα per chunk
+    part = np.zeros((C, 3, H), dtype=np.float64)  # Σ dx̂, Σ dx̂·x̂, Σ dα per chunk
     for c in prange(C):
         lo, hi = chunk_bounds(c, C, M)
         for m in range(lo, hi):
@@ -131,8 +167,8 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
                 part[c, 0, h] += dxh
                 part[c, 1, h] += dxh * xhat[m, h]
                 part[c, 2, h] += g * s * (1.0 - pp)
-    mean_dxh = np.zeros(H, dtype=x.dtype)
-    mean_dxh_xh = np.zeros(H, dtype=x.dtype)
+    mean_dxh = np.zeros(H, dtype=np.float64)
+    mean_dxh_xh = np.zeros(H, dtype=np.float64)
     for c in range(C):
         for h in range(H):
             mean_dxh[h] += part[c, 0, h]
