@@ -102,12 +102,14 @@ def sgd_rows_step(table, rows, values, reg_coef, lr, scale):
             table[j, d] -= lr * (scale * values[u, d] + reg_coef[u] * table[j, d])
 
 
-def feature_counts(train_data) -> dict:
+def feature_counts(train_data, n_goods=None, n_cates=None) -> dict:
     """n_j for MBA: {"goods_emb": int64 (n_goods,), "cate_emb": int64 (n_cates,)}.
 
     ``train_data`` is a ``minidin.data.Dataset`` (its train split, with its
-    ``max_history`` window) or a ``Batch`` list. Each sample counts an id once,
-    whether it appears in the history, as the candidate, or several times.
+    ``max_history`` window; the vocabulary sizes are the dataset's) or a
+    ``Batch`` or list of Batches (the vocabulary sizes default to the largest id
+    + 1; pass the model's). Each sample counts an id once, whether it appears in
+    the history, as the candidate, or several times.
     """
     from .batch import Batch
     from .data.dataset import Dataset
@@ -117,8 +119,11 @@ def feature_counts(train_data) -> dict:
     batches = [train_data] if isinstance(train_data, Batch) else list(train_data)
     if not batches or not all(isinstance(b, Batch) for b in batches):
         raise ValueError("train_data: expected a Dataset, a Batch or a list of Batches")
-    n_goods = max(int(max(b.hist_goods.max(initial=0), b.cand_goods.max())) for b in batches) + 1
-    n_cates = max(int(max(b.hist_cates.max(initial=0), b.cand_cates.max())) for b in batches) + 1
+    need_g = max(int(max(b.hist_goods.max(initial=0), b.cand_goods.max())) for b in batches) + 1
+    need_c = max(int(max(b.hist_cates.max(initial=0), b.cand_cates.max())) for b in batches) + 1
+    n_goods, n_cates = n_goods or need_g, n_cates or need_c
+    if n_goods < need_g or n_cates < need_c:
+        raise ValueError(f"n_goods/n_cates: the batches hold ids up to {need_g - 1} / {need_c - 1}")
     out = {"goods_emb": np.zeros(n_goods, np.int64), "cate_emb": np.zeros(n_cates, np.int64)}
     for b in batches:
         seg = np.repeat(np.arange(b.size), b.lengths)

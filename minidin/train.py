@@ -166,11 +166,13 @@ def _fmt(m):
     return " ".join(f"{k} {v:.4f}" for k, v in m.items())
 
 
-def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=sys.stderr):
-    """Train on ``dataset`` (a ``minidin.data.Dataset``); return the run's summary dict.
+def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=sys.stderr, resume_epochs=None):
+    """Train on ``dataset`` (a ``minidin.data.Dataset``); return ``(summary dict, model)``.
 
     out:    directory for best.npz/.json and last.npz/.json (None: no checkpoints)
-    resume: a checkpoint directory (its last.npz) or .npz path to continue from
+    resume: a checkpoint directory (its last.npz) or .npz path to continue from; the run's
+            configuration comes from the checkpoint (``cfg`` is ignored), except that
+            ``resume_epochs`` can raise its total number of epochs
     """
     cfg.validate()
     if cfg.threads is not None:
@@ -182,6 +184,8 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
     if resume is not None:
         arrays, meta = read_checkpoint(resume, "last")
         cfg = TrainConfig.from_json(meta["train_config"])
+        if resume_epochs is not None:
+            cfg.epochs = int(resume_epochs)
         dataset.max_history = cfg.max_history
         counts = feature_counts(dataset) if cfg.reg == "mba" else None
         model = restore_model(arrays, meta)

@@ -99,6 +99,9 @@ def _summary_table(label, summary):
 def cmd_train(args):
     from .train import TrainConfig, TrainingError, train
 
+    args.epochs_given = args.epochs
+    if args.epochs is None:
+        args.epochs = 8
     cfg = TrainConfig(model=args.model, activation=args.activation, attention_activation=args.attention_activation,
                       attention_softmax=args.attention_softmax, pooling=args.pooling, goods_dim=args.goods_dim,
                       cate_dim=args.cate_dim, attention_units=args.attention_units, hidden_units=args.hidden_units,
@@ -119,7 +122,8 @@ def cmd_train(args):
         print(f"model: {cfg.model}, activation {cfg.activation}, reg {cfg.reg} (lambda {cfg.reg_lambda}), "
               f"{cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}, {cfg.dtype}")
     try:
-        summary, _ = train(data, cfg, out=args.out, resume=args.resume, log=print)
+        summary, _ = train(data, cfg, out=args.out or args.resume if args.resume else args.out,
+                           resume=args.resume, log=print, resume_epochs=args.epochs_given)
     except TrainingError as e:
         print(f"minidin: error: {e}")
         return 1
@@ -206,7 +210,8 @@ def add_commands(sub):
     o.add_argument("--reg-lambda", type=float, default=0.0)
     r = t.add_argument_group("run")
     r.add_argument("--batch-size", type=_positive_int, default=256)
-    r.add_argument("--epochs", type=_positive_int, default=8)
+    r.add_argument("--epochs", type=_positive_int, default=None,
+                   help="maximum epochs (default 8; with --resume: the new total, default the checkpoint's)")
     r.add_argument("--patience", type=int, default=2, help="stop after this many epochs without a better "
                                                            "validation GAUC")
     r.add_argument("--max-history", type=_positive_int, default=None,
@@ -214,7 +219,9 @@ def add_commands(sub):
     r.add_argument("--seed", type=int, default=0, help="model initialisation and shuffling seed")
     r.add_argument("--threads", type=_positive_int, default=None, help="Numba threads (default: all cores)")
     r.add_argument("--out", metavar="DIR", default=None, help="write best.npz/.json and last.npz/.json here")
-    r.add_argument("--resume", metavar="DIR", default=None, help="continue the run checkpointed in DIR (last.npz)")
+    r.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the run checkpointed in DIR (its last.npz), with that run's options; "
+                        "checkpoints keep going to DIR unless --out is given")
     r.add_argument("--json", metavar="PATH", default=None, help="write the run's summary as JSON")
     r.add_argument("--plot", metavar="PNG", default=None,
                    help="draw train/validation loss and AUC per epoch (needs matplotlib: pip install 'minidin[plot]')")

@@ -169,3 +169,18 @@ def test_cli_errors_are_one_line(argv, match, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and match in err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
+
+
+def test_cli_resume_continues_to_more_epochs(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *CLI_DATA, *CLI_MODEL, "--epochs", "3", "--patience", "9", "--out", str(out),
+                 "--json", str(tmp_path / "full.json")]) == 0
+    full = json.loads((tmp_path / "full.json").read_text())
+    part = tmp_path / "part"
+    assert main(["train", *CLI_DATA, *CLI_MODEL, "--epochs", "1", "--patience", "9", "--out", str(part)]) == 0
+    assert main(["train", "--resume", str(part), "--epochs", "3", "--json", str(tmp_path / "res.json")]) == 0
+    res = json.loads((tmp_path / "res.json").read_text())
+    assert res["epochs_run"] == 3
+    assert strip_timing(res)["history"] == strip_timing(full)["history"]
+    assert "resumed from epoch 1" in capsys.readouterr().out
+    assert json.loads((part / "last.json").read_text())["epoch"] == 2

@@ -4,6 +4,10 @@
 
 Also used to turn logits into click probabilities in ``predict``.
 
+Deviations: the paper uses PReLU/Dice in both MLPs; the official code uses
+sigmoid in both (the author calls it "only an example"). minidin offers all
+three for either MLP.
+
 Docs: docs/layers/activations.md
 """
 import numpy as np
