@@ -179,6 +179,43 @@ def cmd_evaluate(args):
     return 0
 
 
+def cmd_explain(args):
+    from . import explain
+
+    path = resolve(args.checkpoint)
+    arrays, meta = read_checkpoint(path)
+    model = restore_model(arrays, meta, path)
+    data = load_data(args.data, _synthetic_overrides(args), meta.get("data"))
+    data.max_history = meta.get("train_config", {}).get("max_history")
+    if data.n_goods > model.n_goods or data.n_cates > model.n_cates:
+        raise ValueError("data: its vocabulary is larger than the checkpoint's; is it the same data?")
+    if args.recovery:
+        res = explain.attention_recovery(model, data)
+        print(f"attention recovery on {res['samples']} of {res['test_samples']} test samples (2+ behaviours, "
+              f"non-constant truth): mean Spearman {res['spearman']:.3f} between learned weights and true "
+              f"relevance; random weights: {res['random_baseline']:.3f}")
+        if args.json:
+            _write_json(args.json, res)
+        return 0
+    k = explain.test_sample_index(data, args.at_sample if args.embedding_map else
+                                  (args.sample if args.sample is not None else 0), args.user)
+    if args.embedding_map:
+        res = explain.embedding_map(model, data, k, args.embedding_map)
+        print(f"embedding map of {res['goods']} goods ({100 * res['explained_variance']:.0f}% of variance in 2 "
+              f"PCs), coloured by predicted CTR after test sample {k}'s history: {args.embedding_map}")
+        return 0
+    info = explain.sample_table(model, data, k)
+    print(explain.format_sample(info))
+    if args.png:
+        from .plots import plot_attention
+
+        plot_attention(info, args.png)
+        print(f"figure: {args.png}")
+    if args.json:
+        _write_json(args.json, info)
+    return 0
+
+
 def add_commands(sub):
     t = sub.add_parser("train", help="train DIN or the BaseModel (default: DIN on the built-in synthetic data)",
                        description="Train a model, select the best epoch on validation GAUC, and report "
@@ -234,3 +271,22 @@ def add_commands(sub):
     _add_data_options(e, default=None)
     e.add_argument("--json", metavar="PATH", default=None, help="write the metrics as JSON (same keys as train)")
     e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("explain", help="show what a DIN checkpoint's attention learned",
+                       description="Show one test sample's attention weights over its history (like the paper's "
+                                   "Fig. 5), measure attention recovery against the synthetic data's true "
+                                   "relevance, or draw a map of the goods embeddings (like Fig. 6). Figures need "
+                                   "matplotlib: pip install 'minidin[plot]'.")
+    x.add_argument("checkpoint", metavar="CHECKPOINT")
+    _add_data_options(x, default=None)
+    what = x.add_mutually_exclusive_group(required=True)
+    what.add_argument("--sample", type=int, metavar="K", help="the K-th test sample")
+    what.add_argument("--user", type=int, metavar="U", help="user U's (first) test sample")
+    what.add_argument("--recovery", action="store_true",
+                      help="Spearman correlation of weights with the true relevance over the test set (synthetic)")
+    what.add_argument("--embedding-map", metavar="PNG", help="PCA map of goods embeddings coloured by predicted "
+                                                             "CTR for a test sample's history (--at-sample K)")
+    x.add_argument("--at-sample", type=int, default=0, metavar="K", help="with --embedding-map: the sample")
+    x.add_argument("--png", metavar="PATH", help="with --sample/--user: draw the weights as a PNG")
+    x.add_argument("--json", metavar="PATH", help="write the result as JSON")
+    x.set_defaults(func=cmd_explain)

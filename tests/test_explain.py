@@ -1,0 +1,84 @@
+"""minidin explain: per-sample weights, attention recovery, figures."""
+import json
+
+import numpy as np
+import pytest
+
+from minidin import explain
+from minidin.cli import main
+from minidin.data import make_synthetic
+from minidin.train import TrainConfig, train
+
+DATA = dict(n_users=60, n_cates=8, goods_per_cate=3, min_len=2, max_len=10, train_per_user=4, valid_per_user=2,
+            test_per_user=2)
+CLI_DATA = ["--synthetic-users", "60", "--synthetic-cates", "8", "--synthetic-goods-per-cate", "3"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    data = make_synthetic(**DATA)
+    cfg = TrainConfig(goods_dim=4, cate_dim=3, attention_units=(6,), hidden_units=(8,), batch_size=16, epochs=2)
+    _, model = train(data, cfg, out=out, log=lambda *a: None, progress=None)
+    return out, data, model
+
+
+def test_sample_table_matches_the_model(trained):
+    _, data, model = trained
+    info = explain.sample_table(model, data, 3)
+    b = data.batch("test", [3])
+    assert [r["goods"] for r in info["history"]] == b.hist_goods.tolist()
+    assert np.allclose([r["weight"] for r in info["history"]], model.attention(b))
+    assert [r["true_relevance"] for r in info["history"]] == data.truth.relevance(b).tolist()
+    text = explain.format_sample(info)
+    assert "test sample 3" in text and "weight" in text
+
+
+def test_recovery_is_bounded_and_has_a_baseline(trained):
+    _, data, model = trained
+    res = explain.attention_recovery(model, data)
+    assert -1 <= res["spearman"] <= 1 and -1 <= res["random_baseline"] <= 1
+    assert 0 < res["samples"] <= res["test_samples"]
+    assert abs(res["random_baseline"]) < 0.2  # chance is near 0
+
+
+def test_user_index_and_errors(trained):
+    _, data, _ = trained
+    s = data.splits["test"]
+    assert s.users[explain.test_sample_index(data, user=int(s.users[5]))] == s.users[5]
+    with pytest.raises(ValueError, match="sample"):
+        explain.test_sample_index(data, sample=10**6)
+    with pytest.raises(ValueError, match="user"):
+        explain.test_sample_index(data, user=-4)
+
+
+def test_cli_explain(trained, tmp_path, capsys):
+    out = trained[0]
+    assert main(["explain", str(out), "--sample", "2"]) == 0
+    assert "test sample 2" in capsys.readouterr().out
+    js = tmp_path / "rec.json"
+    assert main(["explain", str(out), "--recovery", "--json", str(js)]) == 0
+    assert set(json.loads(js.read_text())) >= {"spearman", "random_baseline", "samples"}
+    assert main(["explain", str(out), "--user", "0"]) == 0
+
+
+def test_explain_refuses_a_base_model(tmp_path, capsys):
+    out = tmp_path / "base"
+    assert main(["train", *CLI_DATA, "--model", "base", "--goods-dim", "4", "--cate-dim", "3", "--hidden-units",
+                 "8", "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["explain", str(out), "--sample", "0"]) == 2
+    assert "DIN checkpoint" in capsys.readouterr().err
+
+
+def test_figures_or_a_clear_message(trained, tmp_path, capsys):
+    out = trained[0]
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert main(["explain", str(out), "--sample", "1", "--png", str(tmp_path / "a.png")]) == 2
+        assert "pip install 'minidin[plot]'" in capsys.readouterr().err
+        return
+    assert main(["explain", str(out), "--sample", "1", "--png", str(tmp_path / "a.png")]) == 0
+    assert main(["explain", str(out), "--embedding-map", str(tmp_path / "m.png"), "--at-sample", "1"]) == 0
+    for f in ("a.png", "m.png"):
+        assert (tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
