@@ -24,6 +24,12 @@ from . import __version__
 FORMAT = "minidin-checkpoint-1"
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write):
     """Call ``write(file_object)`` on a temp file next to ``path``, fsync, then rename over ``path``."""
     d = os.path.dirname(os.path.abspath(path))
@@ -34,6 +40,7 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -306,3 +306,15 @@ def test_bad_model_arguments(kwargs, match):
 def test_bad_pooling():
     with pytest.raises(ValueError, match="pooling"):
         minidin.BaseModel(n_goods=5, n_cates=2, pooling="max")
+
+
+def test_entries_next_to_a_prelu_kink_are_excluded_and_counted():
+    batch = minidin.Batch.from_lists([[0, 1], [2]], [[0, 1], [1]], [1, 0], [0, 1], [1, 0])
+    m = make_model("base", "prelu", "sum", 3, 2)
+    spread_params(m, np.random.default_rng(4))
+    z = m._forward(batch, True, 0.0).mlp_layers[0].z
+    m.params["mlp.0.b"][0] -= z[0, 0] - 3e-7  # sample 0's first unit sits 3e-7 above the kink
+    reports = check_model(m, batch)
+    assert all(r.passed for r in reports.values())
+    assert reports["mlp.0.b"].excluded == 1 and reports["mlp.0.W"].excluded >= 1
+    assert sum(r.excluded for r in reports.values()) < sum(r.checked for r in reports.values())

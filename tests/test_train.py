@@ -184,3 +184,12 @@ def test_cli_resume_continues_to_more_epochs(tmp_path, capsys):
     assert strip_timing(res)["history"] == strip_timing(full)["history"]
     assert "resumed from epoch 1" in capsys.readouterr().out
     assert json.loads((part / "last.json").read_text())["epoch"] == 2
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    m = minidin.BaseModel(n_goods=3, n_cates=2, goods_dim=2, cate_dim=2, hidden_units=(2,))
+    m.save(tmp_path / "m.npz")
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in ("m.npz", "m.json"):
+        assert (tmp_path / f).stat().st_mode & 0o777 == 0o666 & ~mask
