@@ -39,3 +39,37 @@ def test_links_resolve_and_kernel_lines_are_right(doc):
             at = src[int(line) - 1]
             assert re.match(rf"\s*(def|class) {re.escape(text)}\b", at), \
                 f"{doc.name}: {target}#L{line} is {at.strip()!r}, not the def of {text}"
+
+
+def shell_lines():
+    for path in DOCS:
+        for m in re.finditer(r"```(?:bash|sh|console)\n(.*?)```", path.read_text(), re.S):
+            for line in m.group(1).splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    yield path.relative_to(ROOT), line.strip()
+
+
+def test_shell_snippets_are_real_commands():
+    """Shell snippets install packages or train for minutes, so they are not run here: this test says which
+    ones it skipped (as warnings in pytest's summary) and checks that each names a real command and option."""
+    import warnings
+
+    from minidin.cli import build_parser
+
+    parser = build_parser()
+    not_run = []
+    for doc, line in shell_lines():
+        for part in re.split(r"&&|;", line):
+            words = part.split()
+            if not words or words[0] != "minidin":
+                continue
+            sub = words[1] if len(words) > 1 and not words[1].startswith("-") else None
+            if sub:
+                args = [w for w in words[2:] if w.startswith("--")]
+                known = parser._subparsers._group_actions[0].choices[sub]._option_string_actions
+                for a in args:
+                    assert a.split("=")[0] in known, f"{doc}: {part.strip()!r} uses unknown option {a}"
+        not_run.append(f"{doc}: {line}")
+    for item in not_run:
+        warnings.warn(f"shell snippet not run by the tests: {item}")
+    assert not_run  # the README's Quick start is here

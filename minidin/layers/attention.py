@@ -40,6 +40,7 @@ def attention_input_forward(out, cand_emb, hist_emb, hist_offsets):
 
     out[n] = [q_b, k_n, q_b − k_n, q_b ⊙ k_n]   for n in sample b
     Nothing is cached: backward needs only q and k.
+    Docs: docs/layers/attention.md
     """
     B = cand_emb.shape[0]
     D = cand_emb.shape[1]
@@ -66,6 +67,7 @@ def attention_input_backward(dcand_emb, dhist_emb, dout, cand_emb, hist_emb, his
     so now:      dq += dx0 + dx2 + dx3 ⊙ k   (summed over the sample's behaviours)
                  dk += dx1 − dx2 + dx3 ⊙ q
     Parallel over samples: each writes only its own rows.
+    Docs: docs/layers/attention.md
     """
     B = cand_emb.shape[0]
     D = cand_emb.shape[1]
@@ -93,6 +95,7 @@ def attention_softmax_forward(out, scores, hist_offsets, scale):
 
     w_n = exp(scale·s_n − m_b) / Σ_{n' in b} exp(scale·s_n' − m_b),  m_b = max_{n in b} scale·s_n
     An empty history has no weights. Cached: out (w).
+    Docs: docs/layers/attention.md
     """
     B = hist_offsets.shape[0] - 1
     for b in prange(B):
@@ -124,6 +127,7 @@ def attention_softmax_backward(dscores, dout, out, hist_offsets, scale):
 
     forward was: w = softmax(scale · s) within each history
     so now:      ds_n += scale · w_n · (dw_n − Σ_{n' in b} w_n' dw_n')
+    Docs: docs/layers/attention.md
     """
     B = hist_offsets.shape[0] - 1
     for b in prange(B):

@@ -31,6 +31,7 @@ def dense_forward(out, x, W, b):
     W:   (I, O) float
     b:   (O,) float
     Nothing is cached beyond x (the input) and W.
+    Docs: docs/layers/dense.md
     """
     M, I = x.shape
     O = W.shape[1]
@@ -62,6 +63,7 @@ def dense_backward(dx, dW, db, dout, x, W):
 
     forward was: out = x W + b
     so now:      dx += dout Wᵀ;   dW += xᵀ dout;   db += Σ_m dout[m]
+    Docs: docs/layers/dense.md
     """
     M, I = x.shape
     O = W.shape[1]

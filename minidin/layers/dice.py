@@ -105,6 +105,7 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
     eps:          float, ε (1e-8)
 
     Eq. (9): f(s) = s · (α + (1 − α) · p(s)).
+    Docs: docs/layers/dice.md
     """
     M, H = x.shape
     mean = np.empty(H, dtype=np.float64)  # statistics in float64 for either dtype
@@ -150,6 +151,7 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
                       + r · (dx̂ − mean_m(dx̂) − x̂ · mean_m(dx̂ · x̂))    (training: through μ and Var)
                       + r · dx̂                                          (inference: μ, Var fixed)
     The row means and dα are fixed-chunk reductions (deterministic).
+    Docs: docs/layers/dice.md
     """
     M, H = x.shape
     if M == 0:

@@ -29,6 +29,7 @@ def embedding_forward(out, goods_ids, cate_ids, goods_table, cate_table):
 
     out[m] = [goods_table[goods_ids[m]], cate_table[cate_ids[m]]]
     Nothing is cached: the ids are all backward needs.
+    Docs: docs/layers/embedding.md
     """
     M = goods_ids.shape[0]
     Dg = goods_table.shape[1]
@@ -54,6 +55,7 @@ def embedding_backward(dvalues, dout, inverse, col0):
     forward was: out[m, col0:col0+D] = table[ids[m]]
     so now:      dtable[ids[m]] += dout[m, col0:col0+D]; repeated ids sum.
     Serial in m: a parallel scatter-add would race on repeated ids.
+    Docs: docs/layers/embedding.md
     """
     M = inverse.shape[0]
     D = dvalues.shape[1]

@@ -22,6 +22,7 @@ def bce_forward(logits, labels):
     logits: (B,) float, z
     labels: (B,) float, y in {0, 1}
     returns: float, L (a 0-d scalar of logits' dtype)
+    Docs: docs/layers/loss.md
     """
     B = logits.shape[0]
     total = 0.0
@@ -40,6 +41,7 @@ def bce_backward(dlogits, logits, labels, dloss):
 
     forward was: L = (1/B) Σ_b [max(z,0) − z y + log(1 + e^{−|z|})]
     so now:      dz_b += dloss · (σ(z_b) − y_b) / B
+    Docs: docs/layers/loss.md
     """
     B = logits.shape[0]
     for b in range(B):

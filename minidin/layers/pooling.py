@@ -27,6 +27,7 @@ def pooling_forward(out, weights, hist_emb, hist_offsets):
 
     out[b] = Σ_{n in b} w_n · e_n    (zero when sample b has no behaviours)
     Nothing is cached beyond the inputs.
+    Docs: docs/layers/pooling.md
     """
     B = out.shape[0]
     D = out.shape[1]
@@ -49,6 +50,7 @@ def pooling_backward(dweights, dhist_emb, dout, weights, hist_emb, hist_offsets)
 
     forward was: u_b = Σ_n w_n e_n
     so now:      dw_n += <du_b, e_n>;   de_n += w_n · du_b
+    Docs: docs/layers/pooling.md
     """
     B = dout.shape[0]
     D = dout.shape[1]
@@ -69,6 +71,7 @@ def interaction_forward(out, interest, cand_emb):
     out:      (B, 3D) float, written
     interest: (B, D) float, u (pooled history)
     cand_emb: (B, D) float, i (candidate)
+    Docs: docs/layers/pooling.md
     """
     B = interest.shape[0]
     D = interest.shape[1]
@@ -87,6 +90,7 @@ def interaction_backward(dinterest, dcand_emb, dout, interest, cand_emb):
 
     forward was: x = [u, i, u ⊙ i]
     so now:      du += dx0 + dx2 ⊙ i;   di += dx1 + dx2 ⊙ u
+    Docs: docs/layers/pooling.md
     """
     B = interest.shape[0]
     D = interest.shape[1]

@@ -23,6 +23,7 @@ def prelu_forward(out, x, alpha):
     x:     (M, H) float
     alpha: (H,) float
     Nothing is cached beyond x.
+    Docs: docs/layers/activations.md
     """
     M, H = x.shape
     for m in prange(M):
@@ -42,6 +43,7 @@ def prelu_backward(dx, dalpha, dout, x, alpha):
     forward was: f = s if s > 0 else α s
     so now:      ds += dout · (1 if s > 0 else α);   dα += Σ_m dout · s · I(s ≤ 0)
     dα is reduced in fixed chunks (see ``_chunks``), so it is deterministic.
+    Docs: docs/layers/activations.md
     """
     M, H = x.shape
     C = n_chunks(M)

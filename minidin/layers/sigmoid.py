@@ -28,6 +28,7 @@ def sigmoid_forward(out, x):
 
     out: (M, H) float, written; cached for backward
     x:   (M, H) float
+    Docs: docs/layers/activations.md
     """
     M, H = x.shape
     for m in prange(M):
@@ -41,6 +42,7 @@ def sigmoid_backward(dx, dout, out):
 
     forward was: y = σ(s)
     so now:      ds += dout · y · (1 − y)
+    Docs: docs/layers/activations.md
     """
     M, H = out.shape
     for m in prange(M):
