@@ -216,6 +216,26 @@ def cmd_explain(args):
     return 0
 
 
+def cmd_prepare(args):
+    from .data import prepare
+
+    if args.source == "amazon":
+        info = prepare.prepare_amazon(args.out, sequences=args.sequences, attributes=args.attributes,
+                                      reviews=args.reviews, meta=args.meta, seed=args.seed,
+                                      max_history=args.max_history)
+    else:
+        info = prepare.prepare_movielens(args.out, args.ratings, args.movies, seed=args.seed,
+                                         max_history=args.max_history)
+    c = info["counts"]
+    print(f"{args.out}: {info['n_users']} users, {info['n_goods']} goods, {info['n_cates']} categories; "
+          + ", ".join(f"{k} {v['samples']} samples ({100 * (v['positive_rate'] or 0):.1f}% positive)"
+                      for k, v in c.items()))
+    skipped = info["stats"].get("users_skipped_fewer_than_3")
+    if skipped:
+        print(f"skipped {skipped} users with fewer than 3 behaviours")
+    return 0
+
+
 def add_commands(sub):
     t = sub.add_parser("train", help="train DIN or the BaseModel (default: DIN on the built-in synthetic data)",
                        description="Train a model, select the best epoch on validation GAUC, and report "
@@ -271,6 +291,37 @@ def add_commands(sub):
     _add_data_options(e, default=None)
     e.add_argument("--json", metavar="PATH", default=None, help="write the metrics as JSON (same keys as train)")
     e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("prepare", help="turn Amazon or MovieLens files into a dataset directory",
+                        description="Write a compact dataset directory (data.npz + meta.json) from public files, "
+                                    "following the paper's protocols. See docs/data.md.")
+    psub = pr.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    am = psub.add_parser("amazon", help="Amazon reviews: next reviewed good vs a random negative",
+                         description="Either the original files (--reviews reviews_X_5.json[.gz] --meta "
+                                     "meta_X.json[.gz]) or the compact sequence format (--sequences X.txt "
+                                     "--attributes X_item2attributes.json). Last step: test; second-to-last: "
+                                     "validation; earlier steps: train; one uniform negative per positive.")
+    am.add_argument("--reviews", metavar="FILE")
+    am.add_argument("--meta", metavar="FILE")
+    am.add_argument("--sequences", metavar="FILE")
+    am.add_argument("--attributes", metavar="FILE")
+    am.add_argument("--out", metavar="DIR", required=True)
+    am.add_argument("--max-history", type=_positive_int, default=None,
+                    help="keep only the most recent behaviours of a history (default: all)")
+    am.add_argument("--seed", type=int, default=1234, help="negative sampling seed")
+    am.set_defaults(func=cmd_prepare)
+    ml = psub.add_parser("movielens", help="MovieLens ratings: rating >= 4 is a click, split by user",
+                         description="ratings.csv + movies.csv (ml-latest-small, ml-20m, ml-25m), ratings.dat + "
+                                     "movies.dat (ml-1m) or u.data + u.item (ml-100k); .gz accepted. The "
+                                     "category is the first listed genre.")
+    ml.add_argument("--ratings", metavar="FILE", required=True)
+    ml.add_argument("--movies", metavar="FILE", required=True)
+    ml.add_argument("--out", metavar="DIR", required=True)
+    ml.add_argument("--max-history", type=_positive_int, default=100,
+                    help="most recent ratings kept per history: some users rate thousands of movies, and the "
+                         "attention cost grows with the window")
+    ml.add_argument("--seed", type=int, default=1234, help="user split seed")
+    ml.set_defaults(func=cmd_prepare)
 
     x = sub.add_parser("explain", help="show what a DIN checkpoint's attention learned",
                        description="Show one test sample's attention weights over its history (like the paper's "

@@ -1,0 +1,358 @@
+"""Turn public review and rating files into minidin datasets (the compact layout of ``dataset.py``).
+
+Amazon (paper §6.1 and the official code's ``build_dataset.py``): a user's
+time-ordered behaviours are i1..in; a sample predicts i(k+1) from i1..ik, with
+one negative per positive, drawn uniformly from the items the user never
+reviewed (fixed seed). The **last** step (k = n−1) is the test sample, the
+second-to-last (k = n−2) validation, and k = 1..n−3 train, so model selection
+never sees test. Users with fewer than 3 behaviours are skipped and counted.
+The category of an item is its leaf category.
+
+MovieLens (paper §6.1): a rating ≥ 4 is a click. Every rating of a user is a
+sample whose history is every movie that user rated earlier, whatever the
+rating, ordered by (timestamp, file order); a user's first rating has an empty
+history and is kept. The category is the **first** listed genre. Users are split
+at random (seeded): 28% test, 10% validation, 62% train, as the paper splits
+by user (about 72% / 28%) with a validation slice of the training users.
+
+Every writer goes through ``Dataset.save``: a temporary directory, renamed into
+place, so nothing half-written is left behind.
+"""
+from __future__ import annotations
+
+import ast
+import gzip
+import hashlib
+import io
+import json
+import os
+
+import numpy as np
+
+from .dataset import Dataset, Split
+
+MOVIELENS_100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+                         "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
+                         "Sci-Fi", "Thriller", "War", "Western"]
+
+
+def _open_text(path, encoding="utf-8"):
+    if not os.path.exists(path):
+        raise ValueError(f"{path}: no such file")
+    if str(path).endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sources(*paths):
+    return [{"file": os.path.basename(p), "sha256": _sha256(p)} for p in paths]
+
+
+# ------------------------------------------------------------------------------------------------ Amazon
+def read_sequences(path):
+    """``user item item ...`` lines (oldest first) -> list of (user, [items], line number)."""
+    out = []
+    with _open_text(path) as f:
+        for ln, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 2:
+                raise ValueError(f"{path}:{ln}: expected 'user_id item_id item_id ...', got {line.strip()!r}")
+            out.append((parts[0], parts[1:], ln))
+    if not out:
+        raise ValueError(f"{path}: empty file (no user sequences)")
+    return out
+
+
+def read_attributes(path):
+    """item -> leaf category (the last attribute id) from an item->attribute-ids JSON object."""
+    try:
+        with _open_text(path) as f:
+            attrs = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(attrs, dict) or not attrs:
+        raise ValueError(f"{path}: expected a non-empty JSON object item -> [attribute ids]")
+    leaf = {}
+    for item, a in attrs.items():
+        if not isinstance(a, list) or not a:
+            raise ValueError(f"{path}: item {item!r}: expected a non-empty list of attribute ids")
+        leaf[str(item)] = str(a[-1])
+    return leaf
+
+
+def _parse_record(line, path, ln):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        try:
+            return ast.literal_eval(line)  # some Amazon meta files are Python literals
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{path}:{ln}: expected a JSON object or Python dict literal") from None
+
+
+def read_reviews(path):
+    """Original Amazon reviews (reviewerID, asin, unixReviewTime) -> user sequences ordered by (time, file order)."""
+    users, items, times, lines = [], [], [], []
+    with _open_text(path) as f:
+        for ln, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            r = _parse_record(line, path, ln)
+            try:
+                users.append(str(r["reviewerID"]))
+                items.append(str(r["asin"]))
+                times.append(int(r["unixReviewTime"]))
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{path}:{ln}: expected fields reviewerID, asin and an integer unixReviewTime") \
+                    from None
+            lines.append(ln)
+    if not users:
+        raise ValueError(f"{path}: empty file (no reviews)")
+    uid, u = np.unique(np.array(users), return_inverse=True)
+    order = np.lexsort((np.arange(len(users)), np.array(times), u))
+    seqs = []
+    items_arr, lines_arr = np.array(items), np.array(lines)
+    bounds = np.flatnonzero(np.diff(u[order])) + 1
+    for grp in np.split(order, bounds):
+        seqs.append((uid[u[grp[0]]], items_arr[grp].tolist(), int(lines_arr[grp[0]])))
+    return seqs
+
+
+def read_meta(path):
+    """Original Amazon metadata (asin, categories) -> asin -> leaf category ``categories[-1][-1]``."""
+    leaf = {}
+    with _open_text(path) as f:
+        for ln, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            r = _parse_record(line, path, ln)
+            try:
+                cats = r["categories"]
+                leaf[str(r["asin"])] = str(cats[-1][-1])
+            except (KeyError, IndexError, TypeError):
+                continue  # an item without categories: an error only if a review uses it
+    if not leaf:
+        raise ValueError(f"{path}: no item with categories")
+    return leaf
+
+
+def build_amazon(seqs, leaf, seq_path, seed=1234, max_history=None, min_len=3):
+    """Dataset from user sequences [(user, [items], line)] and item -> leaf category."""
+    kept = [(u, items, ln) for u, items, ln in seqs if len(items) >= min_len]
+    skipped = len(seqs) - len(kept)
+    if not kept:
+        raise ValueError(f"{seq_path}: no user has {min_len} or more behaviours")
+    for u, items, ln in kept:
+        for it in items:
+            if it not in leaf:
+                raise ValueError(f"{seq_path}:{ln}: item {it!r} has no attribute/category entry")
+    item_ids = np.unique(np.concatenate([np.array(items) for _, items, _ in kept]))
+    item_index = {it: i for i, it in enumerate(item_ids.tolist())}
+    cate_names = np.unique(np.array([leaf[it] for it in item_ids.tolist()]))
+    cate_index = {c: i for i, c in enumerate(cate_names.tolist())}
+    item_cate = np.array([cate_index[leaf[it]] for it in item_ids.tolist()], dtype=np.int64)
+    lengths = np.array([len(items) for _, items, _ in kept], dtype=np.int64)
+    offsets = np.zeros(len(kept) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    seq_goods = np.array([item_index[it] for _, items, _ in kept for it in items], dtype=np.int64)
+    seq_cates = item_cate[seq_goods]
+    I, U = len(item_ids), len(kept)
+    rng = np.random.default_rng(seed)
+
+    def steps(which):
+        if which == "train":
+            count = np.maximum(lengths - 3, 0)
+            k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + 1
+            users = np.repeat(np.arange(U), count)
+        else:
+            users = np.arange(U)
+            k = lengths - (2 if which == "valid" else 1)
+        return users, k
+
+    seen = np.unique(np.arange(U).repeat(lengths) * I + seq_goods)
+    distinct = np.bincount(seen // I, minlength=U)
+    if np.any(distinct >= I):
+        u = int(np.flatnonzero(distinct >= I)[0])
+        raise ValueError(f"{seq_path}:{kept[u][2]}: user {str(kept[u][0])!r} has reviewed every item, so no negative "
+                         "can be drawn for them")
+    splits = {}
+    for name in ("train", "valid", "test"):
+        users, k = steps(name)
+        pos = seq_goods[offsets[users] + k]
+        neg = rng.integers(0, I, users.shape[0])
+        for _ in range(10000):
+            bad = np.isin(users * I + neg, seen)
+            if not bad.any():
+                break
+            neg[bad] = rng.integers(0, I, int(bad.sum()))
+        else:
+            raise ValueError("negative sampling: a user has reviewed (almost) every item")
+        S = users.shape[0]
+        u2, e2 = np.repeat(users, 2), np.repeat(k, 2)
+        cand = np.empty(2 * S, dtype=np.int64)
+        cand[0::2], cand[1::2] = pos, neg
+        labels = np.tile([1.0, 0.0], S)
+        splits[name] = Split(u2, e2, cand, item_cate[cand], labels)
+    desc = {"kind": "prepared", "protocol": "amazon"}
+    ds = Dataset(seq_goods, seq_cates, offsets, I, len(cate_names), splits, max_history, desc)
+    return ds, {"users_skipped_fewer_than_3": skipped, "users": U, "items": I, "categories": len(cate_names)}
+
+
+def prepare_amazon(out, sequences=None, attributes=None, reviews=None, meta=None, seed=1234, max_history=None):
+    """``minidin prepare amazon``: either (sequences, attributes) or (reviews, meta)."""
+    if sequences and attributes and not (reviews or meta):
+        seqs, leaf, paths, fmt = read_sequences(sequences), read_attributes(attributes), (sequences, attributes), \
+            "sequences"
+        seq_path = sequences
+    elif reviews and meta and not (sequences or attributes):
+        seqs, leaf, paths, fmt = read_reviews(reviews), read_meta(meta), (reviews, meta), "reviews"
+        seq_path = reviews
+    else:
+        raise ValueError("amazon: give either --sequences and --attributes, or --reviews and --meta")
+    ds, stats = build_amazon(seqs, leaf, seq_path, seed=seed, max_history=max_history)
+    info = _meta_common(ds, stats, paths, dict(format=fmt, seed=seed, max_history=max_history))
+    ds.description = dict(ds.description, path=os.path.abspath(out))
+    ds.save(out, meta=info)
+    return info
+
+
+# ------------------------------------------------------------------------------------------------ MovieLens
+def _loadtxt(path, text, delimiter, cols, skip_header):
+    try:
+        arr = np.loadtxt(io.StringIO(text), delimiter=delimiter, usecols=cols, skiprows=skip_header, ndmin=2,
+                         dtype=np.float64)
+    except ValueError as e:
+        msg = str(e)
+        import re
+
+        m = re.search(r"row (\d+)", msg) or re.search(r"line (\d+)", msg)
+        where = f":{int(m.group(1)) + skip_header + (1 if 'row' in m.group(0) else 0)}" if m else ""
+        raise ValueError(f"{path}{where}: expected user, movie, rating, timestamp ({msg.splitlines()[0]})") \
+            from None
+    return arr
+
+
+def read_ratings(path):
+    """(user, movie, rating, timestamp) arrays from ratings.csv, ratings.dat (::) or u.data (tab)."""
+    name = os.path.basename(str(path)).removesuffix(".gz")
+    enc = "latin-1" if name == "u.data" else "utf-8"
+    with _open_text(path, enc) as f:
+        text = f.read()
+    if not text.strip():
+        raise ValueError(f"{path}: empty file (no ratings)")
+    if name.endswith(".dat"):
+        text, delim, header = text.replace("::", "\t"), "\t", 0
+    elif name == "u.data" or "\t" in text.split("\n", 1)[0]:
+        delim, header = "\t", 0
+    else:
+        delim = ","
+        header = 1 if text.lstrip().lower().startswith("userid") else 0
+    arr = _loadtxt(path, text, delim, (0, 1, 2, 3), header)
+    if arr.shape[0] == 0:
+        raise ValueError(f"{path}: empty file (no ratings)")
+    return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int64)
+
+
+def read_movies(path):
+    """movie id -> first genre, from movies.csv, movies.dat (::) or u.item (|, genre flags)."""
+    import csv
+
+    name = os.path.basename(str(path)).removesuffix(".gz")
+    genre = {}
+    if name == "u.item":
+        with _open_text(path, "latin-1") as f:
+            for ln, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                parts = line.rstrip("\n").split("|")
+                if len(parts) < 5 + len(MOVIELENS_100K_GENRES) or not parts[0].strip().isdigit():
+                    raise ValueError(f"{path}:{ln}: expected 'id|title|date|video date|url|19 genre flags'")
+                flags = parts[-len(MOVIELENS_100K_GENRES):]
+                first = next((g for g, x in zip(MOVIELENS_100K_GENRES, flags) if x.strip() == "1"), "unknown")
+                genre[int(parts[0])] = first
+    elif name.endswith(".dat"):
+        with _open_text(path, "latin-1") as f:
+            for ln, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                parts = line.rstrip("\n").split("::")
+                if len(parts) != 3 or not parts[0].strip().isdigit():
+                    raise ValueError(f"{path}:{ln}: expected 'MovieID::Title::Genres'")
+                genre[int(parts[0])] = parts[2].split("|")[0].strip() or "(no genres listed)"
+    else:
+        with _open_text(path) as f:
+            reader = csv.reader(f)
+            for ln, row in enumerate(reader, 1):
+                if not row:
+                    continue
+                if ln == 1 and row[0].strip().lower() == "movieid":
+                    continue
+                if len(row) != 3 or not row[0].strip().isdigit():
+                    raise ValueError(f"{path}:{ln}: expected 'movieId,title,genres'")
+                genre[int(row[0])] = row[2].split("|")[0].strip() or "(no genres listed)"
+    if not genre:
+        raise ValueError(f"{path}: empty file (no movies)")
+    return genre
+
+
+def prepare_movielens(out, ratings, movies, seed=1234, max_history=100, test_frac=0.28, valid_frac=0.10):
+    """``minidin prepare movielens``: the paper's MovieLens protocol, split by user."""
+    user, movie, rating, ts = read_ratings(ratings)
+    genre = read_movies(movies)
+    known = np.array(sorted(genre), dtype=np.int64)
+    missing = ~np.isin(movie, known)
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        raise ValueError(f"{ratings}: rating {i + 1} is of movie {movie[i]}, which {os.path.basename(movies)} "
+                         f"does not list")
+    movie_ids, goods = np.unique(movie, return_inverse=True)
+    genre_names = np.unique(np.array([genre[m] for m in movie_ids.tolist()]))
+    gidx = {g: i for i, g in enumerate(genre_names.tolist())}
+    movie_cate = np.array([gidx[genre[m]] for m in movie_ids.tolist()], dtype=np.int64)
+    user_ids, u = np.unique(user, return_inverse=True)
+    order = np.lexsort((np.arange(user.shape[0]), ts, u))  # by user, then time, then file order
+    u, goods, rating = u[order], goods[order], rating[order]
+    U = user_ids.shape[0]
+    lengths = np.bincount(u, minlength=U).astype(np.int64)
+    offsets = np.zeros(U + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    pos_in_user = np.arange(u.shape[0]) - offsets[u]  # history end of every rating's sample
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(U)
+    n_test = int(round(test_frac * U))
+    n_valid = int(round(valid_frac * U))
+    which = np.empty(U, dtype=np.int64)
+    which[perm[:n_test]] = 2
+    which[perm[n_test:n_test + n_valid]] = 1
+    which[perm[n_test + n_valid:]] = 0
+    labels = (rating >= 4.0).astype(np.float64)
+    splits = {}
+    for k, name in enumerate(("train", "valid", "test")):
+        m = which[u] == k
+        splits[name] = Split(u[m], pos_in_user[m], goods[m], movie_cate[goods[m]], labels[m])
+    ds = Dataset(goods.astype(np.int64), movie_cate[goods], offsets, movie_ids.shape[0], genre_names.shape[0],
+                 splits, max_history, {"kind": "prepared", "protocol": "movielens", "path": os.path.abspath(out)})
+    stats = {"users": int(U), "items": int(movie_ids.shape[0]), "categories": int(genre_names.shape[0]),
+             "ratings": int(u.shape[0]), "category": "first listed genre"}
+    info = _meta_common(ds, stats, (ratings, movies), dict(seed=seed, max_history=max_history, test_frac=test_frac,
+                                                           valid_frac=valid_frac, click="rating >= 4.0"))
+    ds.save(out, meta=info)
+    return info
+
+
+def _meta_common(ds, stats, paths, options):
+    counts = {name: {"samples": len(s), "positives": int(s.labels.sum()),
+                     "positive_rate": float(s.labels.mean()) if len(s) else None,
+                     "users": int(np.unique(s.users).shape[0])} for name, s in ds.splits.items()}
+    return {"n_goods": ds.n_goods, "n_cates": ds.n_cates, "n_users": ds.n_users, "counts": counts,
+            "stats": stats, "sources": _sources(*paths), "options": options}
