@@ -63,12 +63,13 @@ def test_shell_snippets_are_real_commands():
             words = part.split()
             if not words or words[0] != "minidin":
                 continue
-            sub = words[1] if len(words) > 1 and not words[1].startswith("-") else None
-            if sub:
-                args = [w for w in words[2:] if w.startswith("--")]
-                known = parser._subparsers._group_actions[0].choices[sub]._option_string_actions
-                for a in args:
-                    assert a.split("=")[0] in known, f"{doc}: {part.strip()!r} uses unknown option {a}"
+            p, rest = parser, words[1:]
+            while rest and not rest[0].startswith("-") and p._subparsers is not None:
+                choices = p._subparsers._group_actions[0].choices
+                assert rest[0] in choices, f"{doc}: {part.strip()!r}: unknown command {rest[0]}"
+                p, rest = choices[rest[0]], rest[1:]
+            for a in (w for w in rest if w.startswith("--")):
+                assert a.split("=")[0] in p._option_string_actions, f"{doc}: {part.strip()!r} uses unknown option {a}"
         not_run.append(f"{doc}: {line}")
     for item in not_run:
         warnings.warn(f"shell snippet not run by the tests: {item}")
