@@ -189,6 +189,14 @@ def cmd_explain(args):
     data.max_history = meta.get("train_config", {}).get("max_history")
     if data.n_goods > model.n_goods or data.n_cates > model.n_cates:
         raise ValueError("data: its vocabulary is larger than the checkpoint's; is it the same data?")
+    modes = [args.recovery, bool(args.embedding_map), args.sample is not None or args.user is not None]
+    if sum(modes) == 0:
+        raise ValueError("explain: choose one of --sample K, --user U, --recovery or --embedding-map PNG")
+    if args.recovery and sum(modes) > 1 or args.sample is not None and args.user is not None:
+        raise ValueError("explain: --recovery, --sample and --user do not combine (--sample goes with "
+                         "--embedding-map)")
+    if args.png and (args.recovery or args.embedding_map):
+        raise ValueError("explain: --png draws a --sample/--user figure")
     if args.recovery:
         res = explain.attention_recovery(model, data)
         print(f"attention recovery on {res['samples']} of {res['test_samples']} test samples (2+ behaviours, "
@@ -197,8 +205,7 @@ def cmd_explain(args):
         if args.json:
             _write_json(args.json, res)
         return 0
-    k = explain.test_sample_index(data, args.at_sample if args.embedding_map else
-                                  (args.sample if args.sample is not None else 0), args.user)
+    k = explain.test_sample_index(data, args.sample if args.sample is not None else 0, args.user)
     if args.embedding_map:
         res = explain.embedding_map(model, data, k, args.embedding_map)
         print(f"embedding map of {res['goods']} goods ({100 * res['explained_variance']:.0f}% of variance in 2 "
@@ -330,14 +337,13 @@ def add_commands(sub):
                                    "matplotlib: pip install 'minidin[plot]'.")
     x.add_argument("checkpoint", metavar="CHECKPOINT")
     _add_data_options(x, default=None)
-    what = x.add_mutually_exclusive_group(required=True)
-    what.add_argument("--sample", type=int, metavar="K", help="the K-th test sample")
-    what.add_argument("--user", type=int, metavar="U", help="user U's (first) test sample")
-    what.add_argument("--recovery", action="store_true",
-                      help="Spearman correlation of weights with the true relevance over the test set (synthetic)")
-    what.add_argument("--embedding-map", metavar="PNG", help="PCA map of goods embeddings coloured by predicted "
-                                                             "CTR for a test sample's history (--at-sample K)")
-    x.add_argument("--at-sample", type=int, default=0, metavar="K", help="with --embedding-map: the sample")
+    x.add_argument("--sample", type=int, metavar="K", help="the K-th test sample (with --embedding-map: whose "
+                                                            "history colours the map; default 0)")
+    x.add_argument("--user", type=int, metavar="U", help="user U's (first) test sample")
+    x.add_argument("--recovery", action="store_true",
+                   help="Spearman correlation of weights with the true relevance over the test set (synthetic)")
+    x.add_argument("--embedding-map", metavar="PNG", help="PCA map of goods embeddings coloured by the predicted "
+                                                          "CTR of each good as the candidate for a test sample")
     x.add_argument("--png", metavar="PATH", help="with --sample/--user: draw the weights as a PNG")
     x.add_argument("--json", metavar="PATH", help="write the result as JSON")
     x.set_defaults(func=cmd_explain)

@@ -79,6 +79,42 @@ def test_figures_or_a_clear_message(trained, tmp_path, capsys):
         assert "pip install 'minidin[plot]'" in capsys.readouterr().err
         return
     assert main(["explain", str(out), "--sample", "1", "--png", str(tmp_path / "a.png")]) == 0
-    assert main(["explain", str(out), "--embedding-map", str(tmp_path / "m.png"), "--at-sample", "1"]) == 0
-    for f in ("a.png", "m.png"):
+    assert main(["explain", str(out), "--embedding-map", str(tmp_path / "m.png"), "--sample", "1"]) == 0
+    assert main(["train", *CLI_DATA, "--goods-dim", "4", "--cate-dim", "3", "--attention-units", "4",
+                 "--hidden-units", "4", "--epochs", "2", "--plot", str(tmp_path / "curves.png")]) == 0
+    for f in ("a.png", "m.png", "curves.png"):
         assert (tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explain_on_real_format_prepared_data(tmp_path, capsys):
+    """A checkpoint trained on a prepared (Amazon-format) dataset: no truth, so no recovery, the rest works."""
+    from pathlib import Path
+
+    fix = Path(__file__).parent / "fixtures"
+    data, out = tmp_path / "data", tmp_path / "run"
+    assert main(["prepare", "amazon", "--sequences", str(fix / "amazon_seq.txt"), "--attributes",
+                 str(fix / "amazon_attr.json"), "--out", str(data)]) == 0
+    assert main(["train", "--data", str(data), "--goods-dim", "3", "--cate-dim", "2", "--attention-units", "4",
+                 "--hidden-units", "4", "--epochs", "1", "--batch-size", "4", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["explain", str(out), "--sample", "1"]) == 0  # the checkpoint's own data by default
+    text = capsys.readouterr().out
+    assert "test sample 1" in text and "true relevance" not in text
+    assert main(["explain", str(out), "--data", str(data), "--user", "0"]) == 0
+    assert main(["explain", str(out), "--recovery"]) == 2
+    assert "synthetic" in capsys.readouterr().err
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    assert main(["explain", str(out), "--sample", "0", "--png", str(tmp_path / "r.png")]) == 0
+    assert main(["explain", str(out), "--embedding-map", str(tmp_path / "e.png")]) == 0
+    assert (tmp_path / "r.png").stat().st_size > 1000 and (tmp_path / "e.png").stat().st_size > 1000
+
+
+def test_explain_option_errors(trained, capsys):
+    out = str(trained[0])
+    for argv in (["explain", out], ["explain", out, "--recovery", "--sample", "1"],
+                 ["explain", out, "--sample", "1", "--user", "2"], ["explain", out, "--recovery", "--png", "x.png"]):
+        assert main(argv) == 2
+        assert "explain:" in capsys.readouterr().err
