@@ -56,7 +56,7 @@ def cases(B, mean_len, dt, seed=0):
     o = buf(N, D)
     out["embedding_forward"] = (lambda: L.embedding_forward(o, gid, cid, gt, ct) or o,
                                 lambda: np.concatenate([gt[gid], ct[cid]], 1), N * D * sz * 2, "B")
-    rows, inv = L.unique_rows(gid)
+    rows, inv = np.unique(gid, return_inverse=True)  # what L.unique_rows computes (timed with the backward)
     dv = np.zeros((rows.shape[0], Dg), dt)
 
     def emb_bwd():
@@ -107,9 +107,12 @@ def cases(B, mean_len, dt, seed=0):
     out["dice_forward"] = (lambda: L.dice_forward(oz, xh, p, inv_std, z, alpha, rm, rv, True, 0.0, 1e-8) or oz,
                            dice_np, N * A1 * sz * 4, "B")
     dz, da = np.zeros_like(z), np.zeros_like(alpha)
-    L.dice_forward(oz, xh, p, inv_std, z, alpha, rm, rv, True, 0.0, 1e-8)
+    filled = []
 
     def dice_bwd():
+        if not filled:  # the forward's cache, computed once (and not inside the compile timing of the forward)
+            L.dice_forward(buf(N, A1), xh, p, inv_std, z, alpha, rm, rv, True, 0.0, 1e-8)
+            filled.append(True)
         dz[:] = 0
         da[:] = 0
         L.dice_backward(dz, da, z, z, xh, p, inv_std, alpha, True)
