@@ -193,6 +193,17 @@ class _Optimizer:
             raise ValueError(f"counts[{table!r}]: id {j} is in the batch but has count 0 in the training data")
         return (self.reg_lambda / n).astype(dt)
 
+    def step(self, grads):
+        """One update from ``grads`` (keyed like params; embedding tables as SparseGrad)."""
+        self._check_grads(grads)
+        scale = self._scale(grads)
+        for name, p in self.params.items():
+            if name in self.tables:
+                self._table_step(name, p, grads[name], scale)
+            else:
+                self._dense_step(name, p, grads[name], scale)
+        self.steps += 1
+
     def regularization_penalty(self) -> float:
         """The full-table L2 penalty (λ/2)·Σ‖w‖² that reg='l2' descends (for reporting)."""
         return 0.5 * self.reg_lambda * sum(float(np.sum(self.params[t].astype(np.float64) ** 2)) for t in self.tables)
@@ -215,22 +226,16 @@ class SparseAdagrad(_Optimizer):
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.acc = {n: np.full_like(p, initial_accumulator_value) for n, p in params.items()}
 
-    def step(self, grads):
-        self._check_grads(grads)
-        scale = self._scale(grads)
-        for name, p in self.params.items():
-            g = grads[name]
-            if name in self.tables:
-                if self.reg == "l2":
-                    adagrad_l2_table_step(p, self.acc[name], g.rows, g.values, self.reg_lambda, self.lr, self.eps,
-                                          scale)
-                else:
-                    adagrad_rows_step(p, self.acc[name], g.rows, g.values, self._reg_coef(name, g.rows), self.lr,
-                                      self.eps, scale)
-            else:
-                adagrad_dense_step(p.reshape(-1), self.acc[name].reshape(-1), np.ascontiguousarray(g).reshape(-1),
-                                   self.lr, self.eps, scale)
-        self.steps += 1
+    def _table_step(self, name, p, g, scale):
+        if self.reg == "l2":
+            adagrad_l2_table_step(p, self.acc[name], g.rows, g.values, self.reg_lambda, self.lr, self.eps, scale)
+        else:
+            adagrad_rows_step(p, self.acc[name], g.rows, g.values, self._reg_coef(name, g.rows), self.lr, self.eps,
+                              scale)
+
+    def _dense_step(self, name, p, g, scale):
+        adagrad_dense_step(p.reshape(-1), self.acc[name].reshape(-1), np.ascontiguousarray(g).reshape(-1), self.lr,
+                           self.eps, scale)
 
     def state_arrays(self):
         return {f"acc/{n}": a for n, a in self.acc.items()}
@@ -254,20 +259,15 @@ class SGD(_Optimizer):
         super().__init__(params, lr, reg, reg_lambda, counts, clip_norm)
         self.acc = {}
 
-    def step(self, grads):
-        self._check_grads(grads)
-        scale = self._scale(grads)
-        for name, p in self.params.items():
-            g = grads[name]
-            if name in self.tables:
-                if self.reg == "l2":
-                    p *= (1.0 - self.lr * self.reg_lambda)
-                    sgd_rows_step(p, g.rows, g.values, np.zeros(g.rows.shape[0], p.dtype), self.lr, scale)
-                else:
-                    sgd_rows_step(p, g.rows, g.values, self._reg_coef(name, g.rows), self.lr, scale)
-            else:
-                sgd_dense_step(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), self.lr, scale)
-        self.steps += 1
+    def _table_step(self, name, p, g, scale):
+        if self.reg == "l2":
+            p *= (1.0 - self.lr * self.reg_lambda)  # λ·w on every row, then the data gradient on its rows
+            sgd_rows_step(p, g.rows, g.values, np.zeros(g.rows.shape[0], p.dtype), self.lr, scale)
+        else:
+            sgd_rows_step(p, g.rows, g.values, self._reg_coef(name, g.rows), self.lr, scale)
+
+    def _dense_step(self, name, p, g, scale):
+        sgd_dense_step(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), self.lr, scale)
 
     def state_arrays(self):
         return {}

@@ -100,22 +100,26 @@ def _parse_record(line, path, ln):
             raise ValueError(f"{path}:{ln}: expected a JSON object or Python dict literal") from None
 
 
+def _records(path):
+    """(line number, dict) for every non-blank line of a JSON-lines or Python-literal-lines file."""
+    with _open_text(path) as f:
+        for ln, line in enumerate(f, 1):
+            if line.strip():
+                yield ln, _parse_record(line, path, ln)
+
+
 def read_reviews(path):
     """Original Amazon reviews (reviewerID, asin, unixReviewTime) -> user sequences ordered by (time, file order)."""
     users, items, times, lines = [], [], [], []
-    with _open_text(path) as f:
-        for ln, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            r = _parse_record(line, path, ln)
-            try:
-                users.append(str(r["reviewerID"]))
-                items.append(str(r["asin"]))
-                times.append(int(r["unixReviewTime"]))
-            except (KeyError, TypeError, ValueError):
-                raise ValueError(f"{path}:{ln}: expected fields reviewerID, asin and an integer unixReviewTime") \
-                    from None
-            lines.append(ln)
+    for ln, r in _records(path):
+        try:
+            users.append(str(r["reviewerID"]))
+            items.append(str(r["asin"]))
+            times.append(int(r["unixReviewTime"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{path}:{ln}: expected fields reviewerID, asin and an integer unixReviewTime") \
+                from None
+        lines.append(ln)
     if not users:
         raise ValueError(f"{path}: empty file (no reviews)")
     uid, u = np.unique(np.array(users), return_inverse=True)
@@ -131,16 +135,11 @@ def read_reviews(path):
 def read_meta(path):
     """Original Amazon metadata (asin, categories) -> asin -> leaf category ``categories[-1][-1]``."""
     leaf = {}
-    with _open_text(path) as f:
-        for ln, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            r = _parse_record(line, path, ln)
-            try:
-                cats = r["categories"]
-                leaf[str(r["asin"])] = str(cats[-1][-1])
-            except (KeyError, IndexError, TypeError):
-                continue  # an item without categories: an error only if a review uses it
+    for _, r in _records(path):
+        try:
+            leaf[str(r["asin"])] = str(r["categories"][-1][-1])
+        except (KeyError, IndexError, TypeError):
+            continue  # an item without categories: an error only if a review uses it
     if not leaf:
         raise ValueError(f"{path}: no item with categories")
     return leaf
