@@ -226,37 +226,43 @@ def prepare_amazon(out, sequences=None, attributes=None, reviews=None, meta=None
 
 
 # ------------------------------------------------------------------------------------------------ MovieLens
-def _loadtxt(path, text, delimiter, cols, skip_header):
-    try:
-        arr = np.loadtxt(io.StringIO(text), delimiter=delimiter, usecols=cols, skiprows=skip_header, ndmin=2,
-                         dtype=np.float64)
-    except ValueError as e:
-        msg = str(e)
-        import re
-
-        m = re.search(r"row (\d+)", msg) or re.search(r"line (\d+)", msg)
-        where = f":{int(m.group(1)) + skip_header + (1 if 'row' in m.group(0) else 0)}" if m else ""
-        raise ValueError(f"{path}{where}: expected user, movie, rating, timestamp ({msg.splitlines()[0]})") \
-            from None
-    return arr
-
-
 def read_ratings(path):
-    """(user, movie, rating, timestamp) arrays from ratings.csv, ratings.dat (::) or u.data (tab)."""
+    """(user, movie, rating, timestamp) arrays from ratings.csv, ratings.dat (::) or u.data (tab).
+
+    Streams the file through ``np.loadtxt`` (no copy of the whole text in memory), so an ml-20m-sized
+    file parses in well under the memory of its arrays plus a chunk.
+    """
+    import re
+
     name = os.path.basename(str(path)).removesuffix(".gz")
     enc = "latin-1" if name == "u.data" else "utf-8"
-    with _open_text(path, enc) as f:
-        text = f.read()
-    if not text.strip():
-        raise ValueError(f"{path}: empty file (no ratings)")
-    if name.endswith(".dat"):
-        text, delim, header = text.replace("::", "\t"), "\t", 0
-    elif name == "u.data" or "\t" in text.split("\n", 1)[0]:
-        delim, header = "\t", 0
-    else:
-        delim = ","
-        header = 1 if text.lstrip().lower().startswith("userid") else 0
-    arr = _loadtxt(path, text, delim, (0, 1, 2, 3), header)
+    f = _open_text(path, enc)
+    with f:
+        first = f.readline()
+        if not first.strip():
+            raise ValueError(f"{path}: empty file (no ratings)")
+        header = 0
+        if name.endswith(".dat"):
+            delim, fix = ",", (lambda line: line.replace("::", ","))
+        elif name == "u.data" or "\t" in first:
+            delim, fix = "\t", (lambda line: line)
+        else:
+            delim, fix = ",", (lambda line: line)
+            header = 1 if first.lstrip().lower().startswith("userid") else 0
+
+        def lines():
+            if not header:
+                yield fix(first)
+            for line in f:
+                yield fix(line)
+
+        try:
+            arr = np.loadtxt(lines(), delimiter=delim, usecols=(0, 1, 2, 3), ndmin=2, dtype=np.float64)
+        except ValueError as e:
+            msg = str(e).splitlines()[0]
+            m = re.search(r"row (\d+)", msg)
+            where = f":{int(m.group(1)) + 1 + header}" if m else ""
+            raise ValueError(f"{path}{where}: expected user, movie, rating, timestamp ({msg})") from None
     if arr.shape[0] == 0:
         raise ValueError(f"{path}: empty file (no ratings)")
     return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int64)
