@@ -53,8 +53,8 @@ def plot_attention(info, path):
         ax2.set_ylim(-0.1, 2.5)
         ax2.legend(loc="upper right", fontsize=8)
     ax.set_title(f"test sample {info['sample']}: candidate goods {info['candidate_goods']} (category "
-                 f"c{info['candidate_cate']}, red: same category); predicted CTR {info['predicted']:.2f}",
-                 fontsize=9)
+                 f"c{info['candidate_cate']}), predicted CTR {info['predicted']:.2f}\n"
+                 f"red bars: behaviours in the candidate's category", fontsize=9)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
