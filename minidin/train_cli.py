@@ -125,7 +125,9 @@ def cmd_train(args):
         summary, _ = train(data, cfg, out=args.out or args.resume if args.resume else args.out,
                            resume=args.resume, log=print, resume_epochs=args.epochs_given)
     except TrainingError as e:
-        print(f"minidin: error: {e}")
+        import sys
+
+        print(f"minidin: error: {e}", file=sys.stderr)
         return 1
     name = {"din": "DIN", "base": "BaseModel"}[summary["model"]] + f" ({summary['activation']})"
     print(f"\nbest epoch {summary['best_epoch']} of {summary['epochs_run']} (selected on validation GAUC); "
