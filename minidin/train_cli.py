@@ -245,6 +245,27 @@ def cmd_prepare(args):
     return 0
 
 
+def cmd_bench(args):
+    import platform
+
+    import numba
+    import numpy as np
+
+    from . import __version__
+    from .bench import format_table, run
+
+    if any(t > numba.config.NUMBA_NUM_THREADS for t in args.threads):
+        raise ValueError(f"threads: at most {numba.config.NUMBA_NUM_THREADS} on this machine")
+    print(f"minidin {__version__} bench: numba {numba.__version__}, numpy {np.__version__}, "
+          f"{platform.processor() or platform.machine()}; training = forward + backward + SparseAdagrad step")
+    res = run(args.batch_sizes, args.threads, samples=args.samples, repeats=args.repeats)
+    print(format_table(res))
+    print("PyTorch side-by-side: not implemented yet (optional extra 'compare', see issue 5)")
+    if args.json:
+        _write_json(args.json, res)
+    return 0
+
+
 def add_commands(sub):
     t = sub.add_parser("train", help="train DIN or the BaseModel (default: DIN on the built-in synthetic data)",
                        description="Train a model, select the best epoch on validation GAUC, and report "
@@ -300,6 +321,17 @@ def add_commands(sub):
     _add_data_options(e, default=None)
     e.add_argument("--json", metavar="PATH", default=None, help="write the metrics as JSON (same keys as train)")
     e.set_defaults(func=cmd_evaluate)
+
+    bn = sub.add_parser("bench", help="training and inference throughput, one-sample latency",
+                        description="Measure training samples/s (forward + backward + SparseAdagrad step), inference "
+                                    "samples/s and one-sample latency of the default DIN in float32, on histories "
+                                    "drawn lognormal with mean 9.")
+    bn.add_argument("--batch-sizes", type=_units, default=(32, 256, 1024), metavar="B1,B2,...")
+    bn.add_argument("--threads", type=_units, default=(1, 2), metavar="T1,T2,...")
+    bn.add_argument("--samples", type=_positive_int, default=8192, help="samples per timed pass")
+    bn.add_argument("--repeats", type=_positive_int, default=3, help="timed passes (the median is reported)")
+    bn.add_argument("--json", metavar="PATH", default=None)
+    bn.set_defaults(func=cmd_bench)
 
     pr = sub.add_parser("prepare", help="turn Amazon or MovieLens files into a dataset directory",
                         description="Write a compact dataset directory (data.npz + meta.json) from public files, "

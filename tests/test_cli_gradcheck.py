@@ -41,3 +41,14 @@ def test_console_help_and_version():
     out = subprocess.run([sys.executable, "-m", "minidin", "gradcheck", "--activation", "relu"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_bench_runs_and_writes_json(tmp_path, capsys):
+    import json
+
+    p = tmp_path / "b.json"
+    assert main(["bench", "--batch-sizes", "4", "--threads", "1", "--samples", "8", "--repeats", "1",
+                 "--json", str(p)]) == 0
+    res = json.loads(p.read_text())
+    assert res["rows"][0]["batch"] == 4 and res["rows"][0]["train_sps"] > 0 and res["latency_us"] > 0
+    assert "train samples/s" in capsys.readouterr().out
