@@ -11,7 +11,6 @@ where it stopped; the table replaces what lies between the ``real-table`` marker
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minidin.data import Dataset  # noqa: E402
 from minidin.data.prepare import prepare_amazon, prepare_movielens  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
-from minidin.train import TrainConfig, train  # noqa: E402
+from bench._cache import cached_run  # noqa: E402
 
 DATASETS = {
     "beauty": lambda root, out: prepare_amazon(out, sequences=os.path.join(root, "amazon-s3rec-5core", "Beauty.txt"),
@@ -44,23 +43,9 @@ TRAIN = dict(batch_size=32, lr=0.05, lr_decay=1.0, epochs=4, patience=1)
 
 
 def run(data, cache, ds_name, name, reg, lam, seed):
-    path = os.path.join(cache, ds_name, f"{name}-{reg}-{lam:g}-seed{seed}.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    kw = dict(next(k for n, k in ROWS if n == name), **TRAIN)
-    t = time.time()
-    summary, _ = train(data, TrainConfig(**kw, reg=reg, reg_lambda=lam, seed=seed), log=lambda *a: None,
-                       progress=None)
-    summary["wall_seconds"] = time.time() - t
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(summary, f)
-    os.replace(path + ".tmp", path)
-    print(f"{ds_name:16s} {name:10s} {reg:4s} lambda={lam:<6g} seed={seed}: valid GAUC "
-          f"{summary['valid']['gauc']:.4f} test GAUC {summary['test']['gauc']:.4f} "
-          f"(best epoch {summary['best_epoch']}, {summary['wall_seconds']:.0f}s)", flush=True)
-    return summary
+    kw = dict(next(k for n, k in ROWS if n == name), **TRAIN, reg=reg, reg_lambda=lam, seed=seed)
+    return cached_run(os.path.join(cache, ds_name, f"{name}-{reg}-{lam:g}-seed{seed}.json"), data, kw,
+                      f"{ds_name:16s} {name:10s} {reg:4s} lambda={lam:<6g} seed={seed}")
 
 
 def main():

@@ -15,7 +15,6 @@ On 2 cores a full run (39 training runs) takes about 40 minutes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from minidin.data import make_synthetic  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
-from minidin.train import TrainConfig, train  # noqa: E402
+from bench._cache import cached_run  # noqa: E402
 
 ROWS = [("BaseModel", dict(model="base", activation="dice")),
         ("DIN-PReLU", dict(model="din", activation="prelu")),
@@ -35,23 +34,9 @@ GRID = {"none": [0.0], "l2": [1e-5, 1e-4, 1e-3], "mba": [0.1, 1.0, 10.0]}
 
 
 def run(data, cache, name, reg, lam, seed):
-    path = os.path.join(cache, f"{name}-{reg}-{lam:g}-seed{seed}.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    kw = dict(next(k for n, k in ROWS if n == name))
-    t = time.time()
-    summary, _ = train(data, TrainConfig(**kw, reg=reg, reg_lambda=lam, seed=seed), log=lambda *a: None,
-                       progress=None)
-    summary["wall_seconds"] = time.time() - t
-    os.makedirs(cache, exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(summary, f)
-    os.replace(path + ".tmp", path)
-    print(f"{name:10s} {reg:4s} lambda={lam:<7g} seed={seed}: valid GAUC {summary['valid']['gauc']:.4f} "
-          f"test GAUC {summary['test']['gauc']:.4f} (best epoch {summary['best_epoch']}, "
-          f"{summary['wall_seconds']:.0f}s)", flush=True)
-    return summary
+    kw = dict(next(k for n, k in ROWS if n == name), reg=reg, reg_lambda=lam, seed=seed)
+    return cached_run(os.path.join(cache, f"{name}-{reg}-{lam:g}-seed{seed}.json"), data, kw,
+                      f"{name:10s} {reg:4s} lambda={lam:<7g} seed={seed}")
 
 
 def main():
