@@ -12,6 +12,21 @@ from minidin.data import Dataset
 from minidin.data.prepare import prepare_amazon, prepare_movielens
 
 FIX = Path(__file__).parent / "fixtures"
+# The MovieLens loader picks the format from the file name (ratings.csv, ratings.dat, u.data, ...). The
+# hand-written fixtures are committed under other names, so that nothing in the repository looks like the real
+# files, and copied to their canonical names for each test.
+ML_FIXTURES = {"ratings.csv": "csv_ratings", "movies.csv": "csv_movies", "ratings.dat": "dat_ratings",
+               "movies.dat": "dat_movies", "u.data": "100k_ratings", "u.item": "100k_movies"}
+
+
+@pytest.fixture
+def ml(tmp_path):
+    """A directory holding every MovieLens fixture under its canonical file name."""
+    d = tmp_path / "movielens-fixtures"
+    d.mkdir()
+    for name, stem in ML_FIXTURES.items():
+        shutil.copyfile(FIX / "movielens" / f"{stem}.fixture", d / name)
+    return d
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -100,13 +115,13 @@ def test_amazon_original_json_and_python_literal_files(tmp_path):
 
 @pytest.mark.parametrize("ratings,movies", [("ratings.csv", "movies.csv"), ("ratings.dat", "movies.dat"),
                                             ("u.data", "u.item")])
-def test_movielens_formats_and_protocol(tmp_path, ratings, movies):
-    info = prepare_movielens(tmp_path / "m", FIX / ratings, FIX / movies, seed=3)
+def test_movielens_formats_and_protocol(tmp_path, ml, ratings, movies):
+    info = prepare_movielens(tmp_path / "m", ml / ratings, ml / movies, seed=3)
     ds = Dataset.load(tmp_path / "m")
-    raw = {"ratings.csv": lambda: np.loadtxt(FIX / ratings, delimiter=",", skiprows=1),
-           "ratings.dat": lambda: np.loadtxt([x.replace("::", ",") for x in (FIX / ratings).read_text().splitlines()],
+    raw = {"ratings.csv": lambda: np.loadtxt(ml / ratings, delimiter=",", skiprows=1),
+           "ratings.dat": lambda: np.loadtxt([x.replace("::", ",") for x in (ml / ratings).read_text().splitlines()],
                                              delimiter=","),
-           "u.data": lambda: np.loadtxt(FIX / ratings, delimiter="\t")}[ratings]()
+           "u.data": lambda: np.loadtxt(ml / ratings, delimiter="\t")}[ratings]()
     total = sum(len(s) for s in ds.splits.values())
     assert total == raw.shape[0] == info["stats"]["ratings"]  # every rating is a sample, first ones too
     split_users = [set(s.users.tolist()) for s in ds.splits.values()]
@@ -120,8 +135,8 @@ def test_movielens_formats_and_protocol(tmp_path, ratings, movies):
     assert ds.max_history == 100
 
 
-def test_movielens_order_is_time_then_file(tmp_path):
-    prepare_movielens(tmp_path / "m", FIX / "ratings.csv", FIX / "movies.csv")
+def test_movielens_order_is_time_then_file(tmp_path, ml):
+    prepare_movielens(tmp_path / "m", ml / "ratings.csv", ml / "movies.csv")
     ds = Dataset.load(tmp_path / "m")
     # user 1 rated movie 2 at t=90, then movies 1 and 3 both at t=100 (file order: 1 before 3)
     u1 = [i for i in range(ds.n_users) if len(user_items(ds, i)) == 3 and user_items(ds, i)[0] == 1][0]
@@ -135,11 +150,11 @@ def test_movielens_order_is_time_then_file(tmp_path):
     ("userId,movieId,rating,timestamp\n1,1,4.0,100\n1,x,3,5\n", r"ratings.csv:3"),
     ("", "empty file"),
 ])
-def test_bad_ratings_files(tmp_path, content, match):
+def test_bad_ratings_files(tmp_path, ml, content, match):
     p = tmp_path / "ratings.csv"
     p.write_text(content)
     with pytest.raises(ValueError, match=match):
-        prepare_movielens(tmp_path / "m", p, FIX / "movies.csv")
+        prepare_movielens(tmp_path / "m", p, ml / "movies.csv")
     assert not (tmp_path / "m").exists()
 
 
