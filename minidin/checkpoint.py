@@ -115,5 +115,6 @@ def restore_model(arrays, meta, path="checkpoint"):
 
 def load(path):
     """Load a model from a checkpoint directory (its best.npz) or an .npz path."""
+    path = resolve(path)
     arrays, meta = read_checkpoint(path)
-    return restore_model(arrays, meta, resolve(path))
+    return restore_model(arrays, meta, path)

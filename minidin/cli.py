@@ -13,10 +13,6 @@ import numpy as np
 from . import __version__
 
 
-class CLIError(Exception):
-    """A user-facing error: printed on one line, exit status 2."""
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (plus where to find help), not the whole usage text."""
 
@@ -104,9 +100,6 @@ def main(argv=None):
         return 0
     try:
         return args.func(args)
-    except CLIError as e:
-        print(f"minidin: error: {e}", file=sys.stderr)
-        return 2
     except (ValueError, OSError) as e:
         print(f"minidin: error: {e}", file=sys.stderr)
         return 2

@@ -174,20 +174,18 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
             configuration comes from the checkpoint (``cfg`` is ignored), except that
             ``resume_epochs`` can raise its total number of epochs
     """
-    cfg.validate()
-    if cfg.threads is not None:
-        numba.set_num_threads(cfg.threads)
-    if cfg.max_history != dataset.max_history:
-        dataset.max_history = cfg.max_history
-    counts = feature_counts(dataset) if cfg.reg == "mba" else None
     history, best, bad_epochs, start = [], None, 0, 0
     if resume is not None:
         arrays, meta = read_checkpoint(resume, "last")
         cfg = TrainConfig.from_json(meta["train_config"])
         if resume_epochs is not None:
             cfg.epochs = int(resume_epochs)
-        dataset.max_history = cfg.max_history
-        counts = feature_counts(dataset) if cfg.reg == "mba" else None
+    cfg.validate()
+    if cfg.threads is not None:
+        numba.set_num_threads(cfg.threads)
+    dataset.max_history = cfg.max_history
+    counts = feature_counts(dataset) if cfg.reg == "mba" else None
+    if resume is not None:
         model = restore_model(arrays, meta)
         opt = build_optimizer(cfg, model, counts)
         opt.load_state_arrays(arrays)
@@ -210,7 +208,6 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
                 "best": best, "bad_epochs": bad_epochs, "rng_state": rng.bit_generator.state,
                 "metrics": history[epoch]["metrics"] if history else None, "oracle": oracles}
 
-    epoch = start - 1
     for epoch in range(start, cfg.epochs):
         if bad_epochs > 0 and bad_epochs >= cfg.patience:
             break  # a resumed run that had already stopped early

@@ -147,18 +147,25 @@ def cmd_train(args):
     return 0
 
 
-def cmd_evaluate(args):
-    from .train import evaluate, oracle
-
+def _checkpoint_and_data(args):
+    """(path, meta, model, data) for commands that take CHECKPOINT [--data ...]: the checkpoint's own data by
+    default, with the window (max_history) it was trained with."""
     path = resolve(args.checkpoint)
     arrays, meta = read_checkpoint(path)
     model = restore_model(arrays, meta, path)
-    data = load_data(None if args.data is None else args.data, _synthetic_overrides(args), meta.get("data"))
+    data = load_data(args.data, _synthetic_overrides(args), meta.get("data"))
     if data.n_goods > model.n_goods or data.n_cates > model.n_cates:
         raise ValueError(f"data: vocabulary ({data.n_goods} goods, {data.n_cates} categories) is larger than the "
                          f"checkpoint's ({model.n_goods}, {model.n_cates})")
+    data.max_history = meta.get("train_config", {}).get("max_history")
+    return path, meta, model, data
+
+
+def cmd_evaluate(args):
+    from .train import evaluate, oracle
+
+    path, meta, model, data = _checkpoint_and_data(args)
     cfg = meta.get("train_config", {})
-    data.max_history = cfg.get("max_history")
     res = {"model": meta["model_config"]["model"], "activation": meta["model_config"]["activation"],
            "reg": cfg.get("reg"), "epochs_run": len(meta.get("history", [])), "best_epoch": meta.get("epoch", -1) + 1,
            "valid": evaluate(model, data, "valid"), "test": evaluate(model, data, "test")}
@@ -184,13 +191,6 @@ def cmd_evaluate(args):
 def cmd_explain(args):
     from . import explain
 
-    path = resolve(args.checkpoint)
-    arrays, meta = read_checkpoint(path)
-    model = restore_model(arrays, meta, path)
-    data = load_data(args.data, _synthetic_overrides(args), meta.get("data"))
-    data.max_history = meta.get("train_config", {}).get("max_history")
-    if data.n_goods > model.n_goods or data.n_cates > model.n_cates:
-        raise ValueError("data: its vocabulary is larger than the checkpoint's; is it the same data?")
     modes = [args.recovery, bool(args.embedding_map), args.sample is not None or args.user is not None]
     if sum(modes) == 0:
         raise ValueError("explain: choose one of --sample K, --user U, --recovery or --embedding-map PNG")
@@ -199,6 +199,7 @@ def cmd_explain(args):
                          "--embedding-map)")
     if args.png and (args.recovery or args.embedding_map):
         raise ValueError("explain: --png draws a --sample/--user figure")
+    _, _, model, data = _checkpoint_and_data(args)
     if args.recovery:
         res = explain.attention_recovery(model, data)
         print(f"attention recovery on {res['samples']} of {res['test_samples']} test samples (2+ behaviours, "

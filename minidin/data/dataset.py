@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit
 
 from ..batch import Batch
+from ..checkpoint import _umask
 
 SPLITS = ("train", "valid", "test")
 
@@ -194,9 +195,7 @@ class Dataset:
                         description=self.description)
             with open(os.path.join(tmp, "meta.json"), "w") as f:
                 json.dump(info, f, indent=2)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
             if os.path.exists(path):
                 old = path + ".old-" + os.path.basename(tmp)
                 os.rename(path, old)
