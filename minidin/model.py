@@ -3,7 +3,9 @@
 Data flow for one batch (B samples, N behaviours, D = goods_dim + cate_dim):
 
     hist_emb (N, D), cand_emb (B, D)      embedding_forward          (§4.2)
-    att_in   (N, 4D) = [q, k, q−k, q⊙k]   attention_input_forward    (§4.3)
+    att_in   (N, 4D) = [q, k, q−k, q⊙k]   attention_input_forward    (§4.3; attention_split=False)
+             DIN's default never builds it: attention_split_forward computes the first attention
+             layer as q·(Wq+Wd) once per sample + [k, q⊙k]·[Wk−Wd; Wp], half the multiply-adds
     scores   (N,)  = MLP_att(att_in)      dense + activation, ..., dense → 1
     weights  (N,)  = scores               (or softmax per history, option)
     interest (B, D) = Σ_j w_j e_j         pooling_forward            Eq. (3)
@@ -17,6 +19,7 @@ paper's Fig. 2) or 1/T (mean pooling, the official code's base model).
 Parameter names (one scheme, built in ``_param_shapes`` only):
 
     goods_emb (n_goods, goods_dim), cate_emb (n_cates, cate_dim)
+    goods_bias (n_goods, 1)                                        per-goods logit bias (goods_bias=True only)
     att.{i}.W (in, out), att.{i}.b (out,), att.{i}.alpha (out,)   attention hidden layer i (DIN)
     att.out.W (A_last, 1), att.out.b (1,)                          attention score layer (DIN)
     mlp.{i}.W, mlp.{i}.b, mlp.{i}.alpha                            main MLP hidden layer i
@@ -40,6 +43,8 @@ from .layers import (
     attention_input_forward,
     attention_softmax_backward,
     attention_softmax_forward,
+    attention_split_backward,
+    attention_split_forward,
     bce_backward,
     bce_forward,
     dense_backward,
@@ -48,6 +53,8 @@ from .layers import (
     dice_forward,
     embedding_backward,
     embedding_forward,
+    goods_bias_backward,
+    goods_bias_forward,
     interaction_backward,
     interaction_forward,
     pooling_backward,
@@ -63,6 +70,7 @@ from .sparse import SparseGrad
 ACTIVATIONS = ("dice", "prelu", "sigmoid")
 POOLINGS = ("sum", "mean")
 EMBEDDING_TABLES = ("goods_emb", "cate_emb")
+SPARSE_TABLES = EMBEDDING_TABLES + ("goods_bias",)
 
 
 @dataclass
@@ -90,7 +98,8 @@ class _Cache:
     interest: np.ndarray
     mlp_in: np.ndarray
     logits: np.ndarray
-    att_in: np.ndarray | None = None
+    att_in: np.ndarray | None = None  # (N, 4D), attention_split=False only
+    att_kx: np.ndarray | None = None  # (N, 2D) [k, q⊙k], attention_split=True (default)
     scores: np.ndarray | None = None
     att_layers: list = field(default_factory=list)
     mlp_layers: list = field(default_factory=list)
@@ -114,7 +123,8 @@ class _DeepInterestModel:
     uses_attention = False
 
     def __init__(self, n_goods, n_cates, goods_dim=64, cate_dim=64, hidden_units=(200, 80),
-                 activation="dice", dtype=np.float32, seed=0, dice_momentum=0.1, dice_eps=1e-8):
+                 activation="dice", dtype=np.float32, seed=0, dice_momentum=0.1, dice_eps=1e-8, emb_std=0.1,
+                 goods_bias=False):
         for name, v in (("n_goods", n_goods), ("n_cates", n_cates), ("goods_dim", goods_dim), ("cate_dim", cate_dim)):
             if int(v) != v or v < 1:
                 raise ValueError(f"{name}: must be a positive integer, got {v!r}")
@@ -132,6 +142,10 @@ class _DeepInterestModel:
         self.seed = seed
         self.dice_momentum = float(dice_momentum)
         self.dice_eps = float(dice_eps)
+        if not (emb_std >= 0 and math.isfinite(emb_std)):
+            raise ValueError(f"emb_std: must be a non-negative finite number, got {emb_std!r}")
+        self.emb_std = float(emb_std)
+        self.goods_bias = bool(goods_bias)
 
     # ------------------------------------------------------------------ construction
     @property
@@ -161,9 +175,11 @@ class _DeepInterestModel:
         rng = np.random.default_rng(self.seed)
         dt = self.dtype
         self.params = {
-            "goods_emb": (rng.standard_normal((self.n_goods, self.goods_dim)) * 0.1).astype(dt),
-            "cate_emb": (rng.standard_normal((self.n_cates, self.cate_dim)) * 0.1).astype(dt),
+            "goods_emb": (rng.standard_normal((self.n_goods, self.goods_dim)) * self.emb_std).astype(dt),
+            "cate_emb": (rng.standard_normal((self.n_cates, self.cate_dim)) * self.emb_std).astype(dt),
         }
+        if self.goods_bias:
+            self.params["goods_bias"] = np.zeros((self.n_goods, 1), dtype=dt)
         shapes = self._param_shapes()
         total = sum(int(np.prod(s)) for _, s in shapes)
         self.dense_flat = np.zeros(total, dtype=dt)  # every dense parameter, one buffer
@@ -203,13 +219,18 @@ class _DeepInterestModel:
             raise ValueError("labels: required for loss_and_grad, but the batch has none")
 
     # ------------------------------------------------------------------ MLP stacks
-    def _stack_forward(self, prefix, x, units, act, training, momentum):
+    def _stack_forward(self, prefix, x, units, act, training, momentum, first_z=None):
+        """Dense + activation layers, then the one-unit output layer. With ``first_z``, the first
+        layer's pre-activation was computed by the caller (DIN's split attention layer) and x is None."""
         P, dt = self.params, self.dtype
         caches = []
         for i, h in enumerate(units):
             W, b = P[f"{prefix}.{i}.W"], P[f"{prefix}.{i}.b"]
-            z = np.empty((x.shape[0], h), dtype=dt)
-            dense_forward(z, x, W, b)
+            if i == 0 and first_z is not None:
+                z = first_z
+            else:
+                z = np.empty((x.shape[0], h), dtype=dt)
+                dense_forward(z, x, W, b)
             a = np.empty_like(z)
             c = _LayerCache(x=x, z=z, a=a, training=training)
             if act == "prelu":
@@ -229,7 +250,8 @@ class _DeepInterestModel:
         return z, caches
 
     def _stack_backward(self, prefix, dout, caches, units, act, G):
-        """Backward through one MLP in reverse layer order; returns d(input)."""
+        """Backward through one MLP in reverse layer order; returns d(input), or d(first z) when
+        the forward was given ``first_z`` (the caller back-propagates the first layer)."""
         P = self.params
         last = caches[-1]
         dx = np.zeros_like(last.x)
@@ -244,6 +266,8 @@ class _DeepInterestModel:
             else:
                 dice_backward(dz, G[f"{prefix}.{i}.alpha"], dx, c.z, c.xhat, c.p, c.inv_std,
                               P[f"{prefix}.{i}.alpha"], c.training)
+            if c.x is None:
+                return dz
             dx = np.zeros_like(c.x)
             dense_backward(dx, G[f"{prefix}.{i}.W"], G[f"{prefix}.{i}.b"], dz, c.x, P[f"{prefix}.{i}.W"])
         return dx
@@ -277,6 +301,8 @@ class _DeepInterestModel:
         out, cache.mlp_layers = self._stack_forward("mlp", mlp_in, self.hidden_units, self.activation,
                                                     training, momentum)
         cache.interest, cache.mlp_in, cache.logits = interest, mlp_in, np.ascontiguousarray(out[:, 0])
+        if self.goods_bias:
+            goods_bias_forward(cache.logits, batch.cand_goods, P["goods_bias"])
         return cache
 
     def _backward(self, cache):
@@ -304,6 +330,11 @@ class _DeepInterestModel:
             embedding_backward(values, dhist_emb, inverse[:N], col0)
             embedding_backward(values, dcand_emb, inverse[N:], col0)
             G[table] = SparseGrad(rows=rows, values=values, n_rows=self.params[table].shape[0])
+        if self.goods_bias:
+            rows, inverse = unique_rows(batch.cand_goods)
+            values = np.zeros((rows.shape[0], 1), dtype=dt)
+            goods_bias_backward(values, dlogits, inverse)
+            G["goods_bias"] = SparseGrad(rows=rows, values=values, n_rows=self.n_goods)
         return G
 
     # ------------------------------------------------------------------ public API
@@ -341,7 +372,7 @@ class _DeepInterestModel:
     def zero_grads(self):
         """A gradient dict of zeros shaped like ``params`` (embeddings as empty SparseGrads)."""
         G = {n: np.zeros(s, dtype=self.dtype) for n, (_, _, s) in self._dense_slices.items()}
-        for t in EMBEDDING_TABLES:
+        for t in (t for t in SPARSE_TABLES if t in self.params):
             G[t] = SparseGrad(np.zeros(0, np.int64), np.zeros((0, self.params[t].shape[1]), self.dtype),
                               self.params[t].shape[0])
         return G
@@ -350,7 +381,8 @@ class _DeepInterestModel:
         """The constructor arguments, JSON-serialisable (used by checkpoints)."""
         cfg = dict(n_goods=self.n_goods, n_cates=self.n_cates, goods_dim=self.goods_dim, cate_dim=self.cate_dim,
                    hidden_units=list(self.hidden_units), activation=self.activation,
-                   dtype=self.dtype.name, seed=self.seed, dice_momentum=self.dice_momentum, dice_eps=self.dice_eps)
+                   dtype=self.dtype.name, seed=self.seed, dice_momentum=self.dice_momentum, dice_eps=self.dice_eps,
+                   emb_std=self.emb_std, goods_bias=self.goods_bias)
         return cfg
 
     def save(self, path):
@@ -380,9 +412,10 @@ class BaseModel(_DeepInterestModel):
     """
 
     def __init__(self, n_goods, n_cates, goods_dim=64, cate_dim=64, hidden_units=(200, 80), activation="dice",
-                 dtype=np.float32, seed=0, pooling="sum", dice_momentum=0.1, dice_eps=1e-8):
+                 dtype=np.float32, seed=0, pooling="sum", dice_momentum=0.1, dice_eps=1e-8, emb_std=0.1,
+                 goods_bias=False):
         super().__init__(n_goods, n_cates, goods_dim, cate_dim, hidden_units, activation, dtype, seed,
-                         dice_momentum, dice_eps)
+                         dice_momentum, dice_eps, emb_std, goods_bias)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling: must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
@@ -406,15 +439,23 @@ class DIN(_DeepInterestModel):
     seed:                  initialisation seed
     dice_momentum:         running-average momentum of Dice layers (0.1)
     dice_eps:              Dice's ε (1e-8)
+    emb_std:               std of the N(0, emb_std²) embedding initialisation (0.1)
+    goods_bias:            add a learned per-goods bias to the logit (the official code's item_b; False)
+    attention_split:       True (default): the first attention layer as q·(Wq+Wd) once per sample plus
+                           [k, q⊙k]·[Wk−Wd; Wp] (``attention_split_*``, half the multiply-adds); False: the
+                           clear reference, ``attention_input_*`` then ``dense_*``. Same function, same
+                           parameters; results agree to rounding.
     """
 
     uses_attention = True
 
     def __init__(self, n_goods, n_cates, goods_dim=64, cate_dim=64, attention_units=(80, 40),
                  hidden_units=(200, 80), activation="dice", attention_activation=None, attention_softmax=False,
-                 dtype=np.float32, seed=0, dice_momentum=0.1, dice_eps=1e-8):
+                 dtype=np.float32, seed=0, dice_momentum=0.1, dice_eps=1e-8, emb_std=0.1, goods_bias=False,
+                 attention_split=True):
         super().__init__(n_goods, n_cates, goods_dim, cate_dim, hidden_units, activation, dtype, seed,
-                         dice_momentum, dice_eps)
+                         dice_momentum, dice_eps, emb_std, goods_bias)
+        self.attention_split = bool(attention_split)
         self.attention_units = _check_units("attention_units", attention_units)
         self.attention_activation = activation if attention_activation is None else attention_activation
         _check_activation("attention_activation", self.attention_activation)
@@ -433,11 +474,20 @@ class DIN(_DeepInterestModel):
                     attention_activation=self.attention_activation, attention_softmax=self.attention_softmax)
 
     def _pool_weights(self, batch, cache, training, momentum):
-        N = batch.hist_goods.shape[0]
-        cache.att_in = np.empty((N, 4 * self.D), dtype=self.dtype)
-        attention_input_forward(cache.att_in, cache.cand_emb, cache.hist_emb, batch.hist_offsets)
-        out, cache.att_layers = self._stack_forward("att", cache.att_in, self.attention_units,
-                                                    self.attention_activation, training, momentum)
+        N, D, dt = batch.hist_goods.shape[0], self.D, self.dtype
+        if self.attention_split:
+            # [q, k, q−k, q⊙k]·W split algebraically: the q term once per sample (attention_split_forward)
+            z0 = np.empty((N, self.attention_units[0]), dtype=dt)
+            cache.att_kx = np.empty((N, 2 * D), dtype=dt)
+            attention_split_forward(z0, cache.att_kx, cache.cand_emb, cache.hist_emb, batch.hist_offsets,
+                                    self.params["att.0.W"], self.params["att.0.b"])
+            out, cache.att_layers = self._stack_forward("att", None, self.attention_units,
+                                                        self.attention_activation, training, momentum, first_z=z0)
+        else:  # the clear reference: build the (N, 4D) input, then the dense layer
+            cache.att_in = np.empty((N, 4 * D), dtype=dt)
+            attention_input_forward(cache.att_in, cache.cand_emb, cache.hist_emb, batch.hist_offsets)
+            out, cache.att_layers = self._stack_forward("att", cache.att_in, self.attention_units,
+                                                        self.attention_activation, training, momentum)
         cache.scores = np.ascontiguousarray(out[:, 0])
         if not self.attention_softmax:
             return cache.scores
@@ -456,10 +506,15 @@ class DIN(_DeepInterestModel):
                                        self._softmax_scale)
         else:
             dscores = dweights
-        datt_in = self._stack_backward("att", dscores.reshape(-1, 1), cache.att_layers, self.attention_units,
-                                       self.attention_activation, G)
-        attention_input_backward(dcand_emb, dhist_emb, datt_in, cache.cand_emb, cache.hist_emb,
-                                 cache.batch.hist_offsets)
+        d = self._stack_backward("att", dscores.reshape(-1, 1), cache.att_layers, self.attention_units,
+                                 self.attention_activation, G)
+        if self.attention_split:  # d is the gradient of the first layer's pre-activation
+            attention_split_backward(dcand_emb, dhist_emb, G["att.0.W"], G["att.0.b"], d, cache.att_kx,
+                                     cache.cand_emb, cache.hist_emb, cache.batch.hist_offsets,
+                                     self.params["att.0.W"])
+        else:  # d is the gradient of the (N, 4D) attention input
+            attention_input_backward(dcand_emb, dhist_emb, d, cache.cand_emb, cache.hist_emb,
+                                     cache.batch.hist_offsets)
 
     def attention(self, batch: Batch) -> np.ndarray:
         """(N,) the pooling weight of every behaviour, aligned with ``hist_goods`` (inference mode).

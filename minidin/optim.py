@@ -37,6 +37,9 @@ from .sparse import SparseGrad
 
 REGS = ("none", "l2", "mba")
 EMBEDDING_TABLES = ("goods_emb", "cate_emb")
+# Row-sparse tables: the embeddings, plus the optional per-goods logit bias. Regularization (l2 / mba)
+# applies to the embeddings only; biases are not regularized (as in the official code and common practice).
+SPARSE_TABLES = EMBEDDING_TABLES + ("goods_bias",)
 
 
 @njit(cache=True)
@@ -146,17 +149,18 @@ class _Optimizer:
         if clip_norm is not None and clip_norm <= 0:
             raise ValueError(f"clip_norm: must be positive, got {clip_norm}")
         self.params, self.lr, self.reg, self.reg_lambda, self.clip_norm = params, float(lr), reg, float(reg_lambda), clip_norm
-        self.tables = [t for t in EMBEDDING_TABLES if t in params]
+        self.tables = [t for t in SPARSE_TABLES if t in params]
+        self.reg_tables = [t for t in EMBEDDING_TABLES if t in params]
         if reg == "mba":
             if counts is None:
                 raise ValueError("counts: reg='mba' needs feature counts (minidin.feature_counts(train_data))")
-            for t in self.tables:
+            for t in self.reg_tables:
                 if t not in counts:
                     raise ValueError(f"counts: missing {t!r}")
                 n = np.asarray(counts[t])
                 if n.shape != (params[t].shape[0],):
                     raise ValueError(f"counts[{t!r}]: shape {n.shape}, expected ({params[t].shape[0]},)")
-            self.counts = {t: np.asarray(counts[t], dtype=np.int64) for t in self.tables}
+            self.counts = {t: np.asarray(counts[t], dtype=np.int64) for t in self.reg_tables}
         else:
             self.counts = None
         self.steps = 0
@@ -185,7 +189,7 @@ class _Optimizer:
 
     def _reg_coef(self, table, rows):
         dt = self.params[table].dtype
-        if self.reg != "mba":
+        if self.reg != "mba" or table not in self.reg_tables:
             return np.zeros(rows.shape[0], dtype=dt)
         n = self.counts[table][rows]
         if np.any(n <= 0):
@@ -206,7 +210,7 @@ class _Optimizer:
 
     def regularization_penalty(self) -> float:
         """The full-table L2 penalty (λ/2)·Σ‖w‖² that reg='l2' descends (for reporting)."""
-        return 0.5 * self.reg_lambda * sum(float(np.sum(self.params[t].astype(np.float64) ** 2)) for t in self.tables)
+        return 0.5 * self.reg_lambda * sum(float(np.sum(self.params[t].astype(np.float64) ** 2)) for t in self.reg_tables)
 
 
 class SparseAdagrad(_Optimizer):
@@ -227,7 +231,7 @@ class SparseAdagrad(_Optimizer):
         self.acc = {n: np.full_like(p, initial_accumulator_value) for n, p in params.items()}
 
     def _table_step(self, name, p, g, scale):
-        if self.reg == "l2":
+        if self.reg == "l2" and name in self.reg_tables:
             adagrad_l2_table_step(p, self.acc[name], g.rows, g.values, self.reg_lambda, self.lr, self.eps, scale)
         else:
             adagrad_rows_step(p, self.acc[name], g.rows, g.values, self._reg_coef(name, g.rows), self.lr, self.eps,
@@ -260,7 +264,7 @@ class SGD(_Optimizer):
         self.acc = {}
 
     def _table_step(self, name, p, g, scale):
-        if self.reg == "l2":
+        if self.reg == "l2" and name in self.reg_tables:
             p *= (1.0 - self.lr * self.reg_lambda)  # λ·w on every row, then the data gradient on its rows
             sgd_rows_step(p, g.rows, g.values, np.zeros(g.rows.shape[0], p.dtype), self.lr, scale)
         else:

@@ -43,11 +43,14 @@ class TrainConfig:
     attention_units: tuple = (80, 40)
     hidden_units: tuple = (200, 80)
     dtype: str = "float32"
+    emb_std: float = 0.1  # std of the embedding initialisation
+    goods_bias: bool = False  # per-goods logit bias (the official code's item_b)
     # optimizer
     optimizer: str = "adagrad"  # adagrad | sgd
     lr: float = 0.2
     lr_decay: float = 0.7  # learning rate multiplied by this after every epoch
     clip_norm: float | None = None  # global-norm gradient clipping
+    adagrad_init: float = 0.1  # Adagrad's initial accumulator (TensorFlow: 0.1, PyTorch: 0)
     reg: str = "none"  # none | l2 | mba
     reg_lambda: float = 0.0
     # run
@@ -73,6 +76,10 @@ class TrainConfig:
             raise ValueError(f"patience: must be non-negative, got {self.patience}")
         if self.lr <= 0 or not 0 < self.lr_decay <= 1:
             raise ValueError("lr must be positive and lr_decay in (0, 1]")
+        if not (self.emb_std >= 0 and np.isfinite(self.emb_std)):
+            raise ValueError(f"emb_std: must be a non-negative finite number, got {self.emb_std}")
+        if not (self.adagrad_init >= 0 and np.isfinite(self.adagrad_init)):
+            raise ValueError(f"adagrad_init: must be a non-negative finite number, got {self.adagrad_init}")
         if self.max_history is not None and self.max_history < 1:
             raise ValueError(f"max_history: must be at least 1, got {self.max_history}")
         if self.threads is not None and not 1 <= self.threads <= numba.config.NUMBA_NUM_THREADS:
@@ -95,7 +102,8 @@ class TrainConfig:
 
 def build_model(cfg: TrainConfig, n_goods: int, n_cates: int):
     common = dict(n_goods=n_goods, n_cates=n_cates, goods_dim=cfg.goods_dim, cate_dim=cfg.cate_dim,
-                  hidden_units=cfg.hidden_units, activation=cfg.activation, dtype=np.dtype(cfg.dtype), seed=cfg.seed)
+                  hidden_units=cfg.hidden_units, activation=cfg.activation, dtype=np.dtype(cfg.dtype), seed=cfg.seed,
+                  emb_std=cfg.emb_std, goods_bias=cfg.goods_bias)
     if cfg.model == "din":
         return DIN(attention_units=cfg.attention_units, attention_activation=cfg.attention_activation,
                    attention_softmax=cfg.attention_softmax, **common)
@@ -104,7 +112,9 @@ def build_model(cfg: TrainConfig, n_goods: int, n_cates: int):
 
 def build_optimizer(cfg: TrainConfig, model, counts):
     kw = dict(lr=cfg.lr, reg=cfg.reg, reg_lambda=cfg.reg_lambda, counts=counts, clip_norm=cfg.clip_norm)
-    return SparseAdagrad(model.params, **kw) if cfg.optimizer == "adagrad" else SGD(model.params, **kw)
+    if cfg.optimizer == "adagrad":
+        return SparseAdagrad(model.params, initial_accumulator_value=cfg.adagrad_init, **kw)
+    return SGD(model.params, **kw)
 
 
 def predict_split(model, dataset, split, batch_size=1024):

@@ -105,7 +105,8 @@ def cmd_train(args):
     cfg = TrainConfig(model=args.model, activation=args.activation, attention_activation=args.attention_activation,
                       attention_softmax=args.attention_softmax, pooling=args.pooling, goods_dim=args.goods_dim,
                       cate_dim=args.cate_dim, attention_units=args.attention_units, hidden_units=args.hidden_units,
-                      dtype=args.dtype, optimizer=args.optimizer, lr=args.lr, lr_decay=args.lr_decay,
+                      dtype=args.dtype, emb_std=args.emb_std, goods_bias=args.goods_bias, optimizer=args.optimizer,
+                      adagrad_init=args.adagrad_init, lr=args.lr, lr_decay=args.lr_decay,
                       clip_norm=args.clip_norm, reg=args.reg, reg_lambda=args.reg_lambda, batch_size=args.batch_size,
                       epochs=args.epochs, patience=args.patience, max_history=args.max_history, seed=args.seed,
                       threads=args.threads)
@@ -287,11 +288,16 @@ def add_commands(sub):
     m.add_argument("--attention-units", type=_units, default=(80, 40), metavar="A1,A2,...")
     m.add_argument("--hidden-units", type=_units, default=(200, 80), metavar="H1,H2,...")
     m.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    m.add_argument("--emb-std", type=float, default=0.1, help="std of the N(0, std²) embedding initialisation")
+    m.add_argument("--goods-bias", action="store_true",
+                   help="add a learned per-goods bias to the logit (the official code's item_b)")
     o = t.add_argument_group("optimizer")
     o.add_argument("--optimizer", choices=["adagrad", "sgd"], default="adagrad")
     o.add_argument("--lr", type=float, default=0.2)
     o.add_argument("--lr-decay", type=float, default=0.7, help="multiply the learning rate by this after every "
                                                                "epoch (1: constant)")
+    o.add_argument("--adagrad-init", type=float, default=0.1,
+                   help="Adagrad's initial accumulator value (TensorFlow's default 0.1; PyTorch's is 0)")
     o.add_argument("--clip-norm", type=float, default=None, help="clip the global gradient norm (official: 5)")
     o.add_argument("--reg", choices=["none", "l2", "mba"], default="none",
                    help="embedding regularization: mini-batch aware (mba), full-table l2, or none")

@@ -99,6 +99,33 @@ def attention_input_case(rng, dt, B=4, D=3, max_t=4, lengths=None):
                 ["cand_emb", "hist_emb"], (L.attention_input_forward, L.attention_input_backward))
 
 
+def attention_split_case(rng, dt, B=4, D=3, H=5, max_t=4, lengths=None):
+    off = _offsets(rng, B, max_t, lengths)
+    N = int(off[-1])
+    inp = {"cand_emb": rng.standard_normal((B, D)).astype(dt), "hist_emb": rng.standard_normal((N, D)).astype(dt),
+           "W": rng.standard_normal((4 * D, H)).astype(dt), "b": rng.standard_normal(H).astype(dt)}
+
+    def fwd(serial):
+        out = np.empty((N, H), dtype=dt)
+        kx = np.empty((N, 2 * D), dtype=dt)
+        _k(L.attention_split_forward, serial)(out, kx, inp["cand_emb"], inp["hist_emb"], off, inp["W"], inp["b"])
+        return out
+
+    def bwd(dout, g, serial):
+        kx = np.empty((N, 2 * D), dtype=dt)
+        _k(L.attention_split_forward, serial)(np.empty((N, H), dtype=dt), kx, inp["cand_emb"], inp["hist_emb"], off,
+                                              inp["W"], inp["b"])
+        _k(L.attention_split_backward, serial)(g["cand_emb"], g["hist_emb"], g["W"], g["b"], dout, kx,
+                                               inp["cand_emb"], inp["hist_emb"], off, inp["W"])
+
+    def reference():  # the clear composition it replaces: attention_input, then dense
+        f = {k: v.astype(float) for k, v in inp.items()}
+        return ref.dense(ref.attention_input(f["cand_emb"], f["hist_emb"], off), f["W"], f["b"])
+
+    return Case("attention_split", inp, fwd, bwd, reference, ["cand_emb", "hist_emb", "W", "b"],
+                (L.attention_split_forward, L.attention_split_backward))
+
+
 def attention_softmax_case(rng, dt, B=4, max_t=5, lengths=None, scale=0.7):
     off = _offsets(rng, B, max_t, lengths)
     N = int(off[-1])
@@ -241,10 +268,35 @@ def bce_case(rng, dt, B=6):
                 (L.bce_forward, L.bce_backward))
 
 
+def goods_bias_case(rng, dt, B=6, Vg=4):
+    gid = rng.integers(0, Vg, B).astype(np.int64)  # B > Vg: repeated ids
+    inp = {"bias": rng.standard_normal((Vg, 1)).astype(dt), "logits": rng.standard_normal(B).astype(dt)}
+
+    def fwd(serial):
+        out = inp["logits"].copy()
+        _k(L.goods_bias_forward, serial)(out, gid, inp["bias"])
+        return out
+
+    def bwd(dout, g, serial):
+        rows, inv = _k(L.unique_rows, serial)(gid)
+        values = np.zeros((rows.shape[0], 1), dtype=dt)
+        _k(L.goods_bias_backward, serial)(values, dout, inv)
+        g["bias"][rows] += values
+        g["logits"] += dout  # the forward adds in place: the incoming logits pass through
+
+    return Case("goods_bias", inp, fwd, bwd,
+                lambda: inp["logits"].astype(float) + inp["bias"].astype(float)[gid, 0], ["bias", "logits"],
+                (L.goods_bias_forward, L.goods_bias_backward))
+
+
 ALL = {
     "embedding": embedding_case,
+    "goods_bias": goods_bias_case,
     "attention_input": attention_input_case,
     "attention_softmax": attention_softmax_case,
+    "attention_split": attention_split_case,  # small: loops
+    "attention_split_blas": lambda rng, dt, **kw: attention_split_case(rng, dt, **dict(dict(B=12, D=16, H=30,
+                                                                                            max_t=14), **kw)),
     "pooling": pooling_case,
     "interaction": interaction_case,
     "dense": dense_case,  # small: the loop path

@@ -98,4 +98,5 @@ def model_logits(model, batch, training):
         lens = np.diff(off)
         w = np.repeat(1.0 / np.maximum(lens, 1), lens)
     u = pooling(w, hist, off, batch.size)
-    return _mlp("mlp", interaction(u, cand), model.hidden_units, model.activation, P, S, training)
+    z = _mlp("mlp", interaction(u, cand), model.hidden_units, model.activation, P, S, training)
+    return z + P["goods_bias"][batch.cand_goods, 0] if model.goods_bias else z

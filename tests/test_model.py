@@ -17,6 +17,9 @@ CONFIGS = ([("din", a, sm) for a in ACTS for sm in (False, True)]
 
 
 def make_model(kind, act, opt, n_goods, n_cates, dtype=np.float64, seed=0, **kw):
+    # Half the configurations carry the per-goods logit bias (DIN with softmax, Base with mean pooling),
+    # so every whole-model test covers it without doubling the run time.
+    kw.setdefault("goods_bias", opt in (True, "mean"))
     common = dict(n_goods=n_goods, n_cates=n_cates, goods_dim=3, cate_dim=2, hidden_units=(5, 3),
                   activation=act, dtype=dtype, seed=seed, **kw)
     if kind == "din":
@@ -318,3 +321,30 @@ def test_entries_next_to_a_prelu_kink_are_excluded_and_counted():
     assert all(r.passed for r in reports.values())
     assert reports["mlp.0.b"].excluded == 1 and reports["mlp.0.W"].excluded >= 1
     assert sum(r.excluded for r in reports.values()) < sum(r.checked for r in reports.values())
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("size", ["loops", "blas"])
+def test_attention_split_matches_the_reference_path(act, size):
+    """DIN's default first attention layer (attention_split_*) against the clear path
+    (attention_input_* then dense_*): same loss, logits, gradients and Dice statistics."""
+    rng = np.random.default_rng(11)
+    B, dims = (5, (3, 2)) if size == "loops" else (48, (16, 16))
+    lens = rng.integers(0, 12, B)
+    lens[0] = 0
+    batch = minidin.Batch.from_lists(hist_goods=[list(rng.integers(0, 30, t)) for t in lens],
+                                     hist_cates=[list(rng.integers(0, 4, t)) for t in lens],
+                                     cand_goods=list(rng.integers(0, 30, B)), cand_cates=list(rng.integers(0, 4, B)),
+                                     labels=list(rng.integers(0, 2, B)))
+    models = [minidin.DIN(30, 4, goods_dim=dims[0], cate_dim=dims[1], attention_units=(7, 3), hidden_units=(5, 3),
+                          activation=act, dtype=np.float64, seed=3, attention_split=s) for s in (True, False)]
+    for m in models:
+        spread_params(m, np.random.default_rng(4), scale=0.3)
+    (l1, g1), (l2, g2) = (m.loss_and_grad(batch) for m in models)
+    assert l1 == pytest.approx(l2, rel=1e-12, abs=1e-13)
+    np.testing.assert_allclose(models[0].logits(batch), models[1].logits(batch), rtol=1e-11, atol=1e-12)
+    for name in g1:
+        a, b = (g[name].to_dense() if name in ("goods_emb", "cate_emb") else g[name] for g in (g1, g2))
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11, err_msg=name)
+    for name in models[0].state:
+        np.testing.assert_allclose(models[0].state[name], models[1].state[name], rtol=1e-11, atol=1e-12)

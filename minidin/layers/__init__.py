@@ -9,10 +9,12 @@ from .attention import (
     attention_input_forward,
     attention_softmax_backward,
     attention_softmax_forward,
+    attention_split_backward,
+    attention_split_forward,
 )
 from .dense import dense_backward, dense_forward
 from .dice import dice_backward, dice_forward
-from .embedding import embedding_backward, embedding_forward, unique_rows
+from .embedding import embedding_backward, embedding_forward, goods_bias_backward, goods_bias_forward, unique_rows
 from .loss import bce_backward, bce_forward
 from .pooling import interaction_backward, interaction_forward, pooling_backward, pooling_forward
 from .prelu import prelu_backward, prelu_forward
@@ -21,9 +23,11 @@ from .sigmoid import sigmoid_backward, sigmoid_forward
 __all__ = [
     "attention_input_forward", "attention_input_backward",
     "attention_softmax_forward", "attention_softmax_backward",
+    "attention_split_forward", "attention_split_backward",
     "dense_forward", "dense_backward",
     "dice_forward", "dice_backward",
     "embedding_forward", "embedding_backward", "unique_rows",
+    "goods_bias_forward", "goods_bias_backward",
     "bce_forward", "bce_backward",
     "pooling_forward", "pooling_backward",
     "interaction_forward", "interaction_backward",

@@ -28,6 +28,8 @@ Docs: docs/layers/attention.md
 import numpy as np
 from numba import njit, prange
 
+from .dense import SMALL_GEMM
+
 
 @njit(cache=True, parallel=True)
 def attention_input_forward(out, cand_emb, hist_emb, hist_offsets):
@@ -138,3 +140,131 @@ def attention_softmax_backward(dscores, dout, out, hist_offsets, scale):
             dot += out[n] * dout[n]
         for n in range(lo, hi):
             dscores[n] += scale * out[n] * (dout[n] - dot)
+
+
+@njit(cache=True)
+def _split_weights(W, D):
+    """(Wq + Wd) (D, H) and [Wk − Wd; Wp] (2D, H) from the first layer's W (4D, H)."""
+    H = W.shape[1]
+    Wqd = np.empty((D, H), dtype=W.dtype)
+    W2 = np.empty((2 * D, H), dtype=W.dtype)
+    for d in range(D):
+        for h in range(H):
+            Wqd[d, h] = W[d, h] + W[2 * D + d, h]
+            W2[d, h] = W[D + d, h] - W[2 * D + d, h]
+            W2[D + d, h] = W[3 * D + d, h]
+    return Wqd, W2
+
+
+@njit(cache=True)
+def _matmul_into(out, x, W, accumulate):
+    """out (+)= x W: loops below SMALL_GEMM multiply-adds (bitwise row-consistent), BLAS above."""
+    M, I = x.shape
+    O = W.shape[1]
+    if M == 0:
+        return
+    if M * I * O < SMALL_GEMM:
+        for m in range(M):
+            if not accumulate:
+                for o in range(O):
+                    out[m, o] = 0.0
+            for i in range(I):
+                xi = x[m, i]
+                for o in range(O):
+                    out[m, o] += xi * W[i, o]
+    elif accumulate:
+        out += np.dot(x, W)
+    else:
+        out[:, :] = np.dot(x, W)
+
+
+@njit(cache=True, parallel=True)
+def attention_split_forward(out, kx, cand_emb, hist_emb, hist_offsets, W, b):
+    """The attention unit's first dense layer on [q, k, q−k, q⊙k], without building that input.
+
+    out:          (N, H) float, written: the first layer's pre-activation z
+    kx:           (N, 2D) float, written and cached for backward: [k_n, q_b ⊙ k_n]
+    cand_emb:     (B, D) float, q
+    hist_emb:     (N, D) float, k
+    hist_offsets: (B+1,) int64
+    W:            (4D, H) float, rows [Wq; Wk; Wd; Wp] act on q, k, q−k, q⊙k
+    b:            (H,) float
+
+    z_n = [q, k, q−k, q⊙k]·W + b = q·(Wq + Wd) + k·(Wk − Wd) + (q⊙k)·Wp + b
+        = (q_b·(Wq + Wd) + b)  +  [k_n, q_b⊙k_n]·[Wk − Wd; Wp]
+    The first term is computed once per sample (B·D·H multiply-adds), the second
+    is one (N, 2D)·(2D, H) product: half the multiply-adds of the (N, 4D)·(4D, H)
+    that ``attention_input_forward`` + ``dense_forward`` do, with the same result
+    up to rounding. Equal to those two kernels in exact arithmetic (paper Eq. (3)'s a(·)).
+    Docs: docs/layers/attention.md
+    """
+    B, D = cand_emb.shape
+    H = W.shape[1]
+    Wqd, W2 = _split_weights(W, D)
+    qz = np.empty((B, H), dtype=out.dtype)
+    _matmul_into(qz, cand_emb, Wqd, False)
+    for b_ in prange(B):
+        for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
+            for d in range(D):
+                k = hist_emb[n, d]
+                kx[n, d] = k
+                kx[n, D + d] = cand_emb[b_, d] * k
+    _matmul_into(out, kx, W2, False)
+    for b_ in prange(B):
+        for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
+            for h in range(H):
+                out[n, h] += qz[b_, h] + b[h]
+
+
+@njit(cache=True, parallel=True)
+def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, hist_emb, hist_offsets, W):
+    """Backward of ``attention_split_forward``; accumulates into dcand_emb, dhist_emb, dW and db.
+
+    dcand_emb: (B, D), dhist_emb: (N, D), dW: (4D, H), db: (H,) float, accumulate
+    dout:      (N, H) float, gradient of z
+    kx:        (N, 2D) float, [k, q⊙k] from forward
+
+    With S_b = Σ_{n in b} dz_n (B, H), A = kᵀ dz and P = (q⊙k)ᵀ dz, i.e. [A; P] = kxᵀ dz:
+        dWq += qᵀ S;   dWd += qᵀ S − A;   dWk += A;   dWp += P;   db += Σ_b S_b
+        [g_k, g_p] = dz · [Wk − Wd; Wp]ᵀ                    (N, 2D)
+        dk_n += g_k[n] + q_b ⊙ g_p[n]
+        dq_b += S_b · (Wq + Wd)ᵀ + Σ_{n in b} k_n ⊙ g_p[n]
+    (the same gradients as ``dense_backward`` then ``attention_input_backward``).
+    Docs: docs/layers/attention.md
+    """
+    B, D = cand_emb.shape
+    N, H = dout.shape
+    Wqd, W2 = _split_weights(W, D)
+    S = np.zeros((B, H), dtype=dout.dtype)
+    for b_ in prange(B):
+        for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
+            for h in range(H):
+                S[b_, h] += dout[n, h]
+    # weight gradients: [A; P] = kxᵀ dz, Cq = qᵀ S
+    AP = np.zeros((2 * D, H), dtype=dout.dtype)
+    _matmul_into(AP, np.ascontiguousarray(kx.T), dout, False)
+    Cq = np.zeros((D, H), dtype=dout.dtype)
+    _matmul_into(Cq, np.ascontiguousarray(cand_emb.T), S, False)
+    for d in range(D):
+        for h in range(H):
+            dW[d, h] += Cq[d, h]
+            dW[D + d, h] += AP[d, h]
+            dW[2 * D + d, h] += Cq[d, h] - AP[d, h]
+            dW[3 * D + d, h] += AP[D + d, h]
+    for b_ in range(B):
+        for h in range(H):
+            db[h] += S[b_, h]
+    # input gradients
+    g = np.empty((N, 2 * D), dtype=dout.dtype)
+    _matmul_into(g, dout, np.ascontiguousarray(W2.T), False)
+    gq = np.empty((B, D), dtype=dout.dtype)
+    _matmul_into(gq, S, np.ascontiguousarray(Wqd.T), False)
+    for b_ in prange(B):
+        for d in range(D):
+            acc = gq[b_, d]
+            q = cand_emb[b_, d]
+            for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
+                gp = g[n, D + d]
+                acc += hist_emb[n, d] * gp
+                dhist_emb[n, d] += g[n, d] + q * gp
+            dcand_emb[b_, d] += acc

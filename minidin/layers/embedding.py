@@ -7,9 +7,10 @@ concatenation of their goods-id and category-id embeddings,
 Symbols: ``M`` rows looked up (``N`` behaviours or ``B`` candidates), ``Dg`` and
 ``Dc`` the table widths, ``V`` the table rows, ``U`` the unique ids in a batch.
 
-Deviations: none from the paper. The official code adds a per-item scalar bias
-``item_b`` to the logit; minidin does not (the MLP's output bias plays that role
-for all items). There is no padding id: every id is a real row.
+Deviations: none from the paper. The official code also adds a per-item scalar
+bias ``item_b`` to the logit; minidin offers it as an option (``goods_bias=True``,
+the ``goods_bias_*`` kernels below), a one-wide embedding of the candidate's
+goods id. There is no padding id: every id is a real row.
 
 Docs: docs/layers/embedding.md
 """
@@ -63,6 +64,37 @@ def embedding_backward(dvalues, dout, inverse, col0):
         u = inverse[m]
         for d in range(D):
             dvalues[u, d] += dout[m, col0 + d]
+
+
+@njit(cache=True)
+def goods_bias_forward(logits, goods_ids, bias):
+    """Add each candidate's per-goods bias to its logit (the official code's ``item_b``).
+
+    logits:    (B,) float, accumulates
+    goods_ids: (B,) int64, candidate goods ids, each in [0, Vg)
+    bias:      (Vg, 1) float, a one-wide embedding table
+
+    logits[b] += bias[goods_ids[b], 0]
+    Docs: docs/layers/embedding.md
+    """
+    for b in range(goods_ids.shape[0]):
+        logits[b] += bias[goods_ids[b], 0]
+
+
+@njit(cache=True)
+def goods_bias_backward(dvalues, dlogits, inverse):
+    """Scatter-add the logit gradient into the sparse rows of the bias table.
+
+    dvalues: (U, 1) float, accumulates: gradient of the unique candidate goods' biases
+    dlogits: (B,) float, gradient of the logits
+    inverse: (B,) int64, dvalues row of each candidate (see ``unique_rows``)
+
+    forward was: logits[b] += bias[ids[b], 0]
+    so now:      dbias[ids[b], 0] += dlogits[b]; repeated ids sum.
+    Docs: docs/layers/embedding.md
+    """
+    for b in range(inverse.shape[0]):
+        dvalues[inverse[b], 0] += dlogits[b]
 
 
 @njit(cache=True)
