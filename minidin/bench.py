@@ -35,7 +35,7 @@ def make_batches(rng, batch_size, n_batches, n_goods, n_cates):
     return out
 
 
-def _rate(fn, batches, repeats):
+def _rate(fn, batches, repeats, sizes=None):
     fn(batches[0])  # warm-up (compile)
     times = []
     for _ in range(repeats):
@@ -43,14 +43,42 @@ def _rate(fn, batches, repeats):
         for b in batches:
             fn(b)
         times.append(time.perf_counter() - t)
-    return sum(b.size for b in batches) / float(np.median(times))
+    return sum(sizes or [b.size for b in batches]) / float(np.median(times))
 
 
-def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, seed=0, n_goods=10000, n_cates=200):
-    """Rows of {batch, threads, train_sps, infer_sps} plus {"latency_us"} for a one-sample batch of history 9."""
+FLOP_PER_SAMPLE = 1.9e6  # training FLOPs per sample at mean history 9 with the split attention layer (issue 5)
+PEAK_GFLOPS = 195.0  # float32 GEMM peak of the reference 2-core Zen 4 machine (docs/benchmarks.md)
+
+
+def _torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    from . import bench_torch
+    return bench_torch
+
+
+def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, seed=0, n_goods=10000, n_cates=200,
+        compare=True, lr=0.01):
+    """Throughput rows and one-sample latency, minidin and (if installed and ``compare``) PyTorch side by side.
+
+    Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct[, torch_train_sps, torch_infer_sps,
+    train_ratio, infer_ratio]}], "latency_us", "torch_latency_us", "agreement", ...}. Before any timing the
+    torch twin gets minidin's weights and its loss and gradients must agree (else ValueError).
+    """
     rng = np.random.default_rng(seed)
     model = DIN(n_goods=n_goods, n_cates=n_cates, seed=seed)
-    opt = SparseAdagrad(model.params, lr=0.01)
+    bt = _torch() if compare else None
+    agreement = None
+    if bt is not None:
+        import torch
+        check = make_batches(np.random.default_rng(seed + 1), 256, 1, n_goods, n_cates)[0]
+        agreement = bt.agreement(model, check)
+        if agreement["loss"] > 1e-5 or agreement["grads"] > 1e-4:
+            raise ValueError(f"torch twin disagrees with minidin before timing: {agreement}")
+        torch_step, torch_infer = bt.train_step_fn(model, lr, 0.1)
+    opt = SparseAdagrad(model.params, lr=lr, initial_accumulator_value=0.1)
 
     def train_step(b):
         _, g = model.loss_and_grad(b)
@@ -58,30 +86,75 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
 
     rows = []
     default_threads = numba.get_num_threads()
+    torch_threads = torch.get_num_threads() if bt is not None else None
     try:
         for t in threads:
             numba.set_num_threads(t)
+            if bt is not None:
+                torch.set_num_threads(t)
             for B in batch_sizes:
                 batches = make_batches(rng, B, max(1, samples // B), n_goods, n_cates)
-                rows.append({"batch": B, "threads": t, "train_sps": _rate(train_step, batches, repeats),
-                             "infer_sps": _rate(model.predict, batches, repeats)})
+                row = {"batch": B, "threads": t, "train_sps": _rate(train_step, batches, repeats),
+                       "infer_sps": _rate(model.predict, batches, repeats)}
+                row["ceiling_pct"] = 100.0 * row["train_sps"] * FLOP_PER_SAMPLE / (PEAK_GFLOPS * 1e9)
+                if bt is not None:
+                    tb = [bt.tensors(b) for b in batches]
+                    row["torch_train_sps"] = _rate(torch_step, tb, repeats, sizes=[b.size for b in batches])
+                    row["torch_infer_sps"] = _rate(torch_infer, tb, repeats, sizes=[b.size for b in batches])
+                    row["train_ratio"] = row["train_sps"] / row["torch_train_sps"]
+                    row["infer_ratio"] = row["infer_sps"] / row["torch_infer_sps"]
+                rows.append(row)
         numba.set_num_threads(max(threads))
         one = Batch(rng.integers(0, n_goods, 9), rng.integers(0, n_cates, 9), [0, 9], [1], [1])
-        model.predict(one)
-        lat = []
-        for _ in range(200):
-            t0 = time.perf_counter_ns()
-            model.predict(one)
-            lat.append(time.perf_counter_ns() - t0)
+        latency = _latency(model.predict, one)
+        torch_latency = None
+        if bt is not None:
+            torch.set_num_threads(max(threads))
+            torch_latency = _latency(torch_infer, bt.tensors(one))
     finally:
         numba.set_num_threads(default_threads)
-    return {"rows": rows, "latency_us": float(np.median(lat)) / 1e3, "threads_max": max(threads),
-            "model": model.config(), "histories": "lognormal, mean 9, capped at 100"}
+        if bt is not None:
+            torch.set_num_threads(torch_threads)
+    return {"rows": rows, "latency_us": latency, "torch_latency_us": torch_latency, "threads_max": max(threads),
+            "agreement": agreement, "torch": None if bt is None else torch.__version__,
+            "model": model.config(), "histories": "lognormal, mean 9, capped at 100",
+            "flop_per_sample": FLOP_PER_SAMPLE, "peak_gflops": PEAK_GFLOPS}
+
+
+def _latency(fn, one, n=300):
+    fn(one)
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        fn(one)
+        lat.append(time.perf_counter_ns() - t0)
+    return float(np.median(lat)) / 1e3
 
 
 def format_table(res):
-    lines = [f"{'batch':>6} {'threads':>7} {'train samples/s':>16} {'infer samples/s':>16}"]
+    torch = res.get("torch")
+    head = f"{'batch':>6} {'threads':>7} {'train/s':>9} {'infer/s':>9} {'% ceiling':>9}"
+    if torch:
+        head += f" {'torch train/s':>13} {'torch infer/s':>13} {'train ×':>8} {'infer ×':>8}"
+    lines = [head]
     for r in res["rows"]:
-        lines.append(f"{r['batch']:>6} {r['threads']:>7} {r['train_sps']:>16,.0f} {r['infer_sps']:>16,.0f}")
-    lines.append(f"one-sample latency (history 9, {res['threads_max']} threads): {res['latency_us']:.0f} µs")
+        line = (f"{r['batch']:>6} {r['threads']:>7} {r['train_sps']:>9,.0f} {r['infer_sps']:>9,.0f} "
+                f"{r['ceiling_pct']:>8.1f}%")
+        if torch:
+            line += (f" {r['torch_train_sps']:>13,.0f} {r['torch_infer_sps']:>13,.0f} {r['train_ratio']:>7.2f}×"
+                     f" {r['infer_ratio']:>7.2f}×")
+        lines.append(line)
+    lat = f"one-sample latency (history 9, {res['threads_max']} threads): minidin {res['latency_us']:.0f} µs"
+    if torch:
+        lat += f", torch {res['torch_latency_us']:.0f} µs"
+    lines.append(lat)
+    lines.append(f"% ceiling: train samples/s × {res['flop_per_sample'] / 1e6:.1f} MFLOP / {res['peak_gflops']:.0f} "
+                 "GFLOP/s (the reference machine's 2-core float32 GEMM peak)")
+    if torch:
+        a = res["agreement"]
+        lines.append(f"torch {torch}: same weights, loss rel. diff {a['loss']:.1e}, worst gradient rel. diff "
+                     f"{a['grads']:.1e} (checked before timing); Dice in both MLPs, Adagrad lr 0.01 both sides")
+    else:
+        lines.append("torch: not installed, no side-by-side column (pip install 'minidin[compare]', CPU wheel: "
+                     "see docs/benchmarks.md)")
     return "\n".join(lines)

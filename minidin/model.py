@@ -65,6 +65,8 @@ from .layers import (
     sigmoid_forward,
     unique_rows,
 )
+from .layers.fused import (ACT_DICE, ACT_PRELU, ACT_SIGMOID, POOL_ATTENTION, POOL_MEAN, POOL_SUM,
+                           din_infer_forward)
 from .sparse import SparseGrad
 
 ACTIVATIONS = ("dice", "prelu", "sigmoid")
@@ -337,6 +339,44 @@ class _DeepInterestModel:
             G["goods_bias"] = SparseGrad(rows=rows, values=values, n_rows=self.n_goods)
         return G
 
+    # ------------------------------------------------------------------ fused inference
+    _ACTS = {"dice": ACT_DICE, "prelu": ACT_PRELU, "sigmoid": ACT_SIGMOID}
+
+    def _fused_layout(self):
+        """(L, 6) int64 rows locating each dense layer in dense_flat (see ``din_infer_forward``)."""
+        if getattr(self, "_layout", None) is None:
+            rows, stat = [], 0
+            for prefix, _, units, act in self._blocks():
+                for i in [*range(len(units)), "out"]:
+                    w0, _, (n_in, n_out) = self._dense_slices[f"{prefix}.{i}.W"]
+                    b0 = self._dense_slices[f"{prefix}.{i}.b"][0]
+                    a = self._dense_slices.get(f"{prefix}.{i}.alpha")
+                    has_stats = act == "dice" and i != "out"
+                    rows.append([w0, n_in, n_out, b0, a[0] if a else -1, stat if has_stats else -1])
+                    stat += n_out if has_stats else 0
+            self._layout = np.array(rows, dtype=np.int64)
+        return self._layout
+
+    def _fused_logits(self, batch, probabilities=False):
+        mean, r = [np.zeros(0, self.dtype)], [np.zeros(0, self.dtype)]
+        for prefix, _, units, act in self._blocks():
+            if act == "dice":
+                for i in range(len(units)):
+                    mean.append(self.state[f"{prefix}.{i}.running_mean"].astype(np.float64))
+                    r.append(1.0 / np.sqrt(self.state[f"{prefix}.{i}.running_var"].astype(np.float64) + self.dice_eps))
+        att = self.uses_attention
+        logits = np.empty(batch.size, dtype=self.dtype)
+        bias = self.params["goods_bias"] if self.goods_bias else np.zeros((0, 1), dtype=self.dtype)
+        din_infer_forward(logits, batch.hist_goods, batch.hist_cates, batch.hist_offsets, batch.cand_goods,
+                          batch.cand_cates, self.params["goods_emb"], self.params["cate_emb"], bias, self.dense_flat,
+                          self._fused_layout(), np.concatenate(mean).astype(self.dtype),
+                          np.concatenate(r).astype(self.dtype),
+                          len(self.attention_units) if att else 0,
+                          self._ACTS[self.attention_activation] if att else ACT_DICE, self._ACTS[self.activation],
+                          POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
+                          self._softmax_scale if att and self.attention_softmax else 0.0, probabilities)
+        return logits
+
     # ------------------------------------------------------------------ public API
     def loss_and_grad(self, batch: Batch, update_stats: bool = True):
         """Training-mode loss (mean BCE, a Python float) and gradients keyed like ``params``.
@@ -357,14 +397,24 @@ class _DeepInterestModel:
         cache = self._forward(batch, training=training, momentum=0.0)
         return float(bce_forward(cache.logits, batch.labels.astype(self.dtype)))
 
-    def logits(self, batch: Batch, training: bool = False) -> np.ndarray:
-        """(B,) logits; inference mode by default. Never updates running averages."""
+    def logits(self, batch: Batch, training: bool = False, fused: bool = True) -> np.ndarray:
+        """(B,) logits; inference mode by default. Never updates running averages.
+
+        In inference mode the whole forward runs as one fused kernel (``din_infer_forward``);
+        ``fused=False`` composes the per-layer kernels instead (the clear reference; same result up
+        to rounding). Training mode always uses the per-layer kernels (Dice needs batch statistics).
+        """
         self._check_batch(batch, need_labels=False)
+        if fused and not training:
+            return self._fused_logits(batch)
         return self._forward(batch, training=training, momentum=0.0).logits
 
-    def predict(self, batch: Batch) -> np.ndarray:
-        """(B,) click probabilities in inference mode (Dice uses its running averages)."""
-        z = self.logits(batch, training=False)
+    def predict(self, batch: Batch, fused: bool = True) -> np.ndarray:
+        """(B,) click probabilities in inference mode (Dice uses its running averages); ``fused`` as in logits."""
+        if fused:
+            self._check_batch(batch, need_labels=False)
+            return self._fused_logits(batch, probabilities=True)
+        z = self.logits(batch, training=False, fused=False)
         p = np.empty((z.shape[0], 1), dtype=self.dtype)
         sigmoid_forward(p, z.reshape(-1, 1))
         return p[:, 0]

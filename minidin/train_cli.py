@@ -260,9 +260,8 @@ def cmd_bench(args):
         raise ValueError(f"threads: at most {numba.config.NUMBA_NUM_THREADS} on this machine")
     print(f"minidin {__version__} bench: numba {numba.__version__}, numpy {np.__version__}, "
           f"{platform.processor() or platform.machine()}; training = forward + backward + SparseAdagrad step")
-    res = run(args.batch_sizes, args.threads, samples=args.samples, repeats=args.repeats)
+    res = run(args.batch_sizes, args.threads, samples=args.samples, repeats=args.repeats, compare=not args.no_torch)
     print(format_table(res))
-    print("PyTorch side-by-side: not implemented yet (optional extra 'compare', see issue 5)")
     if args.json:
         _write_json(args.json, res)
     return 0
@@ -332,11 +331,14 @@ def add_commands(sub):
     bn = sub.add_parser("bench", help="training and inference throughput, one-sample latency",
                         description="Measure training samples/s (forward + backward + SparseAdagrad step), inference "
                                     "samples/s and one-sample latency of the default DIN in float32, on histories "
-                                    "drawn lognormal with mean 9.")
+                                    "drawn lognormal with mean 9; with torch installed (extra 'compare'), the same "
+                                    "model in PyTorch side by side, after checking loss and gradients agree.")
     bn.add_argument("--batch-sizes", type=_units, default=(32, 256, 1024), metavar="B1,B2,...")
     bn.add_argument("--threads", type=_units, default=(1, 2), metavar="T1,T2,...")
     bn.add_argument("--samples", type=_positive_int, default=8192, help="samples per timed pass")
     bn.add_argument("--repeats", type=_positive_int, default=3, help="timed passes (the median is reported)")
+    bn.add_argument("--no-torch", action="store_true",
+                    help="skip the PyTorch side-by-side columns even when torch is installed")
     bn.add_argument("--json", metavar="PATH", default=None)
     bn.set_defaults(func=cmd_bench)
 

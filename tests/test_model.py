@@ -348,3 +348,27 @@ def test_attention_split_matches_the_reference_path(act, size):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11, err_msg=name)
     for name in models[0].state:
         np.testing.assert_allclose(models[0].state[name], models[1].state[name], rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind,act,opt", CONFIGS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_inference_matches_the_per_layer_kernels(kind, act, opt, dtype):
+    """predict/logits run one fused kernel in inference mode; fused=False composes the per-layer kernels."""
+    rng = np.random.default_rng(12)
+    B = 40  # several parallel chunks of 16 samples, plus a one-sample batch below (the serial path)
+    lens = rng.integers(0, 9, B)
+    lens[:3] = 0
+    batch = minidin.Batch.from_lists(hist_goods=[list(rng.integers(0, 30, t)) for t in lens],
+                                     hist_cates=[list(rng.integers(0, 4, t)) for t in lens],
+                                     cand_goods=list(rng.integers(0, 30, B)), cand_cates=list(rng.integers(0, 4, B)),
+                                     labels=list(rng.integers(0, 2, B)))
+    model = make_model(kind, act, opt, n_goods=30, n_cates=4, dtype=dtype)
+    spread_params(model, rng, scale=0.4)
+    model.loss_and_grad(batch)  # Dice running averages away from (0, 1)
+    one = minidin.Batch.from_lists(hist_goods=[[3, 5, 3]], hist_cates=[[1, 2, 1]], cand_goods=[3], cand_cates=[1])
+    tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+    for b in (batch, one):
+        np.testing.assert_allclose(model.logits(b), model.logits(b, fused=False), **tol)
+        p = model.predict(b)
+        assert p.dtype == dtype
+        np.testing.assert_allclose(p, model.predict(b, fused=False), **tol)
