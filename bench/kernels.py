@@ -96,6 +96,34 @@ def cases(B, mean_len, dt, seed=0):
         return dW
 
     out["dense_backward"] = (dense_bwd, lambda: x4.T @ z, 4 * N * 4 * D * A1, "FLOP")
+    # the split first attention layer: same output as attention_input + dense, half the multiply-adds
+    Wsplit = (rng.standard_normal((4 * D, A1)) * 0.05).astype(dt)
+    zs, kx = buf(N, A1), buf(N, 2 * D)
+    x4_real = np.concatenate([q, hist, q - hist, q * hist], 1)
+    out["attention_split_forward"] = (
+        lambda: L.attention_split_forward(zs, kx, cand, hist, off, Wsplit, b1) or zs,
+        lambda: x4_real @ Wsplit + b1, 2 * N * 2 * D * A1 + 2 * B * D * A1, "FLOP")
+    L.attention_split_forward(zs, kx, cand, hist, off, Wsplit, b1)
+    sdq, sdk, sdW, sdb = np.zeros((B, D), dt), np.zeros((N, D), dt), np.zeros_like(Wsplit), np.zeros(A1, dt)
+
+    def split_bwd():
+        for a in (sdq, sdk, sdW, sdb):
+            a[...] = 0
+        L.attention_split_backward(sdq, sdk, sdW, sdb, z, kx, cand, hist, off, Wsplit)
+        return sdW
+
+    out["attention_split_backward"] = (split_bwd, lambda: x4_real.T @ z, 4 * N * 2 * D * A1 + 4 * B * D * A1,
+                                       "FLOP")
+    gbias = rng.standard_normal((Vg, 1)).astype(dt)
+    cg = rng.integers(0, Vg, B)
+    zb = buf(B)
+
+    def gb_fwd():
+        zb[:] = logits
+        L.goods_bias_forward(zb, cg, gbias)
+        return zb
+
+    out["goods_bias_forward"] = (gb_fwd, lambda: logits + gbias[cg, 0], B * sz * 3, "B")
     xh, p, inv_std = buf(N, A1), buf(N, A1), buf(A1)
     rm, rv = np.zeros(A1, dt), np.ones(A1, dt)
 
@@ -187,6 +215,13 @@ def cases(B, mean_len, dt, seed=0):
         return table
 
     out["adagrad_rows_step"] = (opt_nb, opt_np, rows.shape[0] * Dg * sz * 5, "B")
+    # the fused inference kernel (whole model) against the per-layer path, NumPy-free reference
+    from minidin import DIN, Batch
+    model = DIN(n_goods=Vg, n_cates=Vc, dtype=dt, seed=seed)
+    batch = Batch(gid, cid, off, rng.integers(0, Vg, B), rng.integers(0, Vc, B))
+    infer_flops = 2 * (N * (2 * D * A1 + A1 * 40 + 40) + B * (D * A1 + 3 * D * H1 + H1 * 80 + 80))
+    out["din_infer_forward"] = (lambda: model.logits(batch), lambda: model.logits(batch, fused=False), infer_flops,
+                                "FLOP")
     return out, dict(B=B, N=N, D=D, A1=A1, H1=H1, mean_len=float(lens.mean()))
 
 

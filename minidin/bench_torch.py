@@ -14,9 +14,14 @@ comparison is asked for.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
+
+# torch's sparse Adagrad asks for an explicit opt-in or -out of its sparse invariant checks on every step
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
 def _dice(z, alpha, rm, rv, training, momentum, eps):

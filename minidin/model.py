@@ -198,12 +198,18 @@ class _DeepInterestModel:
                 view[...] = 0.25
             self.params[name] = view
             pos += size
-        self.state = {}
+        # Dice running averages: views into one flat buffer too (the fused inference kernel reads it whole)
+        dice_units = [h for _, _, units, act in self._blocks() if act == "dice" for h in units]
+        self.state_flat = np.zeros(2 * sum(dice_units), dtype=dt)
+        self.state, self._state_offsets, pos = {}, {}, 0
         for prefix, _, units, act in self._blocks():
             if act == "dice":
                 for i, h in enumerate(units):
-                    self.state[f"{prefix}.{i}.running_mean"] = np.zeros(h, dtype=dt)
-                    self.state[f"{prefix}.{i}.running_var"] = np.ones(h, dtype=dt)
+                    self._state_offsets[f"{prefix}.{i}"] = pos
+                    self.state[f"{prefix}.{i}.running_mean"] = self.state_flat[pos:pos + h]
+                    self.state[f"{prefix}.{i}.running_var"] = self.state_flat[pos + h:pos + 2 * h]
+                    self.state[f"{prefix}.{i}.running_var"][...] = 1.0
+                    pos += 2 * h
 
     @property
     def dense_names(self):
@@ -220,6 +226,26 @@ class _DeepInterestModel:
         if need_labels and batch.labels is None:
             raise ValueError("labels: required for loss_and_grad, but the batch has none")
 
+    # ------------------------------------------------------------------ workspace
+    def _buf(self, key, shape, zero=False):
+        """A scratch array for one forward/backward intermediate, reused across steps.
+
+        Every activation, cache and upstream-gradient buffer of a step lives here, so a training step
+        allocates only what it returns (the gradients); the arrays grow to the largest batch seen.
+        What ``_forward`` returns is only valid until the next call on this model.
+        """
+        size = 1
+        for n in shape:
+            size *= n
+        ws = self.__dict__.setdefault("_workspace", {})
+        flat = ws.get(key)
+        if flat is None or flat.size < size:
+            flat = ws[key] = np.empty(max(size, 1), dtype=self.dtype)
+        out = flat[:size].reshape(shape)
+        if zero:
+            out.fill(0)
+        return out
+
     # ------------------------------------------------------------------ MLP stacks
     def _stack_forward(self, prefix, x, units, act, training, momentum, first_z=None):
         """Dense + activation layers, then the one-unit output layer. With ``first_z``, the first
@@ -231,22 +257,23 @@ class _DeepInterestModel:
             if i == 0 and first_z is not None:
                 z = first_z
             else:
-                z = np.empty((x.shape[0], h), dtype=dt)
+                z = self._buf(f"{prefix}.{i}.z", (x.shape[0], h))
                 dense_forward(z, x, W, b)
-            a = np.empty_like(z)
+            a = self._buf(f"{prefix}.{i}.a", z.shape)
             c = _LayerCache(x=x, z=z, a=a, training=training)
             if act == "prelu":
                 prelu_forward(a, z, P[f"{prefix}.{i}.alpha"])
             elif act == "sigmoid":
                 sigmoid_forward(a, z)
             else:  # dice
-                c.xhat, c.p, c.inv_std = np.empty_like(z), np.empty_like(z), np.empty(h, dtype=dt)
+                c.xhat, c.p = self._buf(f"{prefix}.{i}.xhat", z.shape), self._buf(f"{prefix}.{i}.p", z.shape)
+                c.inv_std = self._buf(f"{prefix}.{i}.inv_std", (h,))
                 dice_forward(a, c.xhat, c.p, c.inv_std, z, P[f"{prefix}.{i}.alpha"],
                              self.state[f"{prefix}.{i}.running_mean"], self.state[f"{prefix}.{i}.running_var"],
                              training, momentum, self.dice_eps)
             caches.append(c)
             x = a
-        z = np.empty((x.shape[0], 1), dtype=dt)
+        z = self._buf(f"{prefix}.out.z", (x.shape[0], 1))
         dense_forward(z, x, P[f"{prefix}.out.W"], P[f"{prefix}.out.b"])
         caches.append(_LayerCache(x=x, z=z, a=z))
         return z, caches
@@ -256,11 +283,11 @@ class _DeepInterestModel:
         the forward was given ``first_z`` (the caller back-propagates the first layer)."""
         P = self.params
         last = caches[-1]
-        dx = np.zeros_like(last.x)
+        dx = self._buf(f"{prefix}.out.dx", last.x.shape, zero=True)
         dense_backward(dx, G[f"{prefix}.out.W"], G[f"{prefix}.out.b"], dout, last.x, P[f"{prefix}.out.W"])
         for i in range(len(units) - 1, -1, -1):
             c = caches[i]
-            dz = np.zeros_like(c.z)
+            dz = self._buf(f"{prefix}.{i}.dz", c.z.shape, zero=True)
             if act == "prelu":
                 prelu_backward(dz, G[f"{prefix}.{i}.alpha"], dx, c.z, P[f"{prefix}.{i}.alpha"])
             elif act == "sigmoid":
@@ -270,7 +297,7 @@ class _DeepInterestModel:
                               P[f"{prefix}.{i}.alpha"], c.training)
             if c.x is None:
                 return dz
-            dx = np.zeros_like(c.x)
+            dx = self._buf(f"{prefix}.{i}.dx", c.x.shape, zero=True)
             dense_backward(dx, G[f"{prefix}.{i}.W"], G[f"{prefix}.{i}.b"], dz, c.x, P[f"{prefix}.{i}.W"])
         return dx
 
@@ -289,16 +316,16 @@ class _DeepInterestModel:
     def _forward(self, batch, training, momentum):
         dt, P = self.dtype, self.params
         B, N = batch.size, batch.hist_goods.shape[0]
-        hist_emb = np.empty((N, self.D), dtype=dt)
-        cand_emb = np.empty((B, self.D), dtype=dt)
+        hist_emb = self._buf("hist_emb", (N, self.D))
+        cand_emb = self._buf("cand_emb", (B, self.D))
         embedding_forward(hist_emb, batch.hist_goods, batch.hist_cates, P["goods_emb"], P["cate_emb"])
         embedding_forward(cand_emb, batch.cand_goods, batch.cand_cates, P["goods_emb"], P["cate_emb"])
         cache = _Cache(batch=batch, labels=None, hist_emb=hist_emb, cand_emb=cand_emb, weights=None,
                        interest=None, mlp_in=None, logits=None)
         cache.weights = self._pool_weights(batch, cache, training, momentum)
-        interest = np.empty((B, self.D), dtype=dt)
+        interest = self._buf("interest", (B, self.D))
         pooling_forward(interest, cache.weights, hist_emb, batch.hist_offsets)
-        mlp_in = np.empty((B, 3 * self.D), dtype=dt)
+        mlp_in = self._buf("mlp_in", (B, 3 * self.D))
         interaction_forward(mlp_in, interest, cand_emb)
         out, cache.mlp_layers = self._stack_forward("mlp", mlp_in, self.hidden_units, self.activation,
                                                     training, momentum)
@@ -309,17 +336,18 @@ class _DeepInterestModel:
 
     def _backward(self, cache):
         batch, dt = cache.batch, self.dtype
-        G = {name: np.zeros(shape, dtype=dt) for name, (_, _, shape) in self._dense_slices.items()}
+        gflat = np.zeros_like(self.dense_flat)  # one buffer, laid out like dense_flat; returned, so fresh
+        G = {name: gflat[lo:hi].reshape(shape) for name, (lo, hi, shape) in self._dense_slices.items()}
         B = batch.size
-        dlogits = np.zeros(B, dtype=dt)
+        dlogits = self._buf("dlogits", (B,), zero=True)
         bce_backward(dlogits, cache.logits, cache.labels, 1.0)
         dmlp_in = self._stack_backward("mlp", dlogits.reshape(B, 1), cache.mlp_layers, self.hidden_units,
                                        self.activation, G)
-        dinterest = np.zeros_like(cache.interest)
-        dcand_emb = np.zeros_like(cache.cand_emb)
+        dinterest = self._buf("dinterest", cache.interest.shape, zero=True)
+        dcand_emb = self._buf("dcand_emb", cache.cand_emb.shape, zero=True)
         interaction_backward(dinterest, dcand_emb, dmlp_in, cache.interest, cache.cand_emb)
-        dweights = np.zeros_like(cache.weights)
-        dhist_emb = np.zeros_like(cache.hist_emb)
+        dweights = self._buf("dweights", cache.weights.shape, zero=True)
+        dhist_emb = self._buf("dhist_emb", cache.hist_emb.shape, zero=True)
         pooling_backward(dweights, dhist_emb, dinterest, cache.weights, cache.hist_emb, batch.hist_offsets)
         self._pool_weights_backward(cache, dweights, G, dcand_emb, dhist_emb)
         N = batch.hist_goods.shape[0]
@@ -343,39 +371,30 @@ class _DeepInterestModel:
     _ACTS = {"dice": ACT_DICE, "prelu": ACT_PRELU, "sigmoid": ACT_SIGMOID}
 
     def _fused_layout(self):
-        """(L, 6) int64 rows locating each dense layer in dense_flat (see ``din_infer_forward``)."""
+        """(L, 6) int64 rows locating each dense layer in dense_flat and state_flat (``din_infer_forward``)."""
         if getattr(self, "_layout", None) is None:
-            rows, stat = [], 0
+            rows = []
             for prefix, _, units, act in self._blocks():
                 for i in [*range(len(units)), "out"]:
                     w0, _, (n_in, n_out) = self._dense_slices[f"{prefix}.{i}.W"]
                     b0 = self._dense_slices[f"{prefix}.{i}.b"][0]
                     a = self._dense_slices.get(f"{prefix}.{i}.alpha")
-                    has_stats = act == "dice" and i != "out"
-                    rows.append([w0, n_in, n_out, b0, a[0] if a else -1, stat if has_stats else -1])
-                    stat += n_out if has_stats else 0
+                    rows.append([w0, n_in, n_out, b0, a[0] if a else -1, self._state_offsets.get(f"{prefix}.{i}", -1)])
             self._layout = np.array(rows, dtype=np.int64)
         return self._layout
 
     def _fused_logits(self, batch, probabilities=False):
-        mean, r = [np.zeros(0, self.dtype)], [np.zeros(0, self.dtype)]
-        for prefix, _, units, act in self._blocks():
-            if act == "dice":
-                for i in range(len(units)):
-                    mean.append(self.state[f"{prefix}.{i}.running_mean"].astype(np.float64))
-                    r.append(1.0 / np.sqrt(self.state[f"{prefix}.{i}.running_var"].astype(np.float64) + self.dice_eps))
         att = self.uses_attention
-        logits = np.empty(batch.size, dtype=self.dtype)
+        out = np.empty(batch.size, dtype=self.dtype)
         bias = self.params["goods_bias"] if self.goods_bias else np.zeros((0, 1), dtype=self.dtype)
-        din_infer_forward(logits, batch.hist_goods, batch.hist_cates, batch.hist_offsets, batch.cand_goods,
+        din_infer_forward(out, batch.hist_goods, batch.hist_cates, batch.hist_offsets, batch.cand_goods,
                           batch.cand_cates, self.params["goods_emb"], self.params["cate_emb"], bias, self.dense_flat,
-                          self._fused_layout(), np.concatenate(mean).astype(self.dtype),
-                          np.concatenate(r).astype(self.dtype),
-                          len(self.attention_units) if att else 0,
+                          self.state_flat, self._fused_layout(), len(self.attention_units) if att else 0,
                           self._ACTS[self.attention_activation] if att else ACT_DICE, self._ACTS[self.activation],
                           POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
-                          self._softmax_scale if att and self.attention_softmax else 0.0, probabilities)
-        return logits
+                          self._softmax_scale if att and self.attention_softmax else 0.0, self.dice_eps,
+                          probabilities)
+        return out
 
     # ------------------------------------------------------------------ public API
     def loss_and_grad(self, batch: Batch, update_stats: bool = True):
@@ -407,7 +426,7 @@ class _DeepInterestModel:
         self._check_batch(batch, need_labels=False)
         if fused and not training:
             return self._fused_logits(batch)
-        return self._forward(batch, training=training, momentum=0.0).logits
+        return self._forward(batch, training=training, momentum=0.0).logits.copy()  # not the workspace
 
     def predict(self, batch: Batch, fused: bool = True) -> np.ndarray:
         """(B,) click probabilities in inference mode (Dice uses its running averages); ``fused`` as in logits."""
@@ -527,14 +546,14 @@ class DIN(_DeepInterestModel):
         N, D, dt = batch.hist_goods.shape[0], self.D, self.dtype
         if self.attention_split:
             # [q, k, q−k, q⊙k]·W split algebraically: the q term once per sample (attention_split_forward)
-            z0 = np.empty((N, self.attention_units[0]), dtype=dt)
-            cache.att_kx = np.empty((N, 2 * D), dtype=dt)
+            z0 = self._buf("att.0.z", (N, self.attention_units[0]))
+            cache.att_kx = self._buf("att_kx", (N, 2 * D))
             attention_split_forward(z0, cache.att_kx, cache.cand_emb, cache.hist_emb, batch.hist_offsets,
                                     self.params["att.0.W"], self.params["att.0.b"])
             out, cache.att_layers = self._stack_forward("att", None, self.attention_units,
                                                         self.attention_activation, training, momentum, first_z=z0)
         else:  # the clear reference: build the (N, 4D) input, then the dense layer
-            cache.att_in = np.empty((N, 4 * D), dtype=dt)
+            cache.att_in = self._buf("att_in", (N, 4 * D))
             attention_input_forward(cache.att_in, cache.cand_emb, cache.hist_emb, batch.hist_offsets)
             out, cache.att_layers = self._stack_forward("att", cache.att_in, self.attention_units,
                                                         self.attention_activation, training, momentum)
@@ -551,7 +570,7 @@ class DIN(_DeepInterestModel):
 
     def _pool_weights_backward(self, cache, dweights, G, dcand_emb, dhist_emb):
         if self.attention_softmax:
-            dscores = np.zeros_like(cache.scores)
+            dscores = self._buf("dscores", cache.scores.shape, zero=True)
             attention_softmax_backward(dscores, dweights, cache.weights, cache.batch.hist_offsets,
                                        self._softmax_scale)
         else:

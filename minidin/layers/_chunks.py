@@ -7,6 +7,7 @@ boundaries depend only on M; each chunk writes its partial sum into its own
 row of a ``(n_chunks, H)`` buffer, and the partials are added in chunk order.
 The result is bitwise identical for any thread count.
 """
+import numpy as np
 from numba import njit
 
 ROWS_PER_CHUNK = 256  # rows a chunk sums before its partial is stored
@@ -28,3 +29,24 @@ def n_chunks(M):
 def chunk_bounds(c, C, M):
     """Rows [lo, hi) of chunk c out of C over M rows."""
     return (c * M) // C, ((c + 1) * M) // C
+
+
+# Zeroed buffers for parallel kernels. Inside a ``parallel=True`` function Numba turns np.zeros/np.ones
+# (and whole-array expressions) into parallel regions of their own: a thread-pool round trip each,
+# which at batch 32 costs more than the arithmetic. Allocating in these serial helpers avoids that.
+@njit(cache=True)
+def zeros_f64(*shape):
+    return np.zeros(shape, dtype=np.float64)
+
+
+@njit(cache=True)
+def zeros_like_dtype(like, *shape):
+    return np.zeros(shape, dtype=like.dtype)
+
+
+@njit(cache=True)
+def bools(n, value):
+    out = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        out[i] = value
+    return out

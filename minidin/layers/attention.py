@@ -28,7 +28,8 @@ Docs: docs/layers/attention.md
 import numpy as np
 from numba import njit, prange
 
-from .dense import SMALL_GEMM
+from ._chunks import zeros_like_dtype
+from .dense import SMALL_GEMM, gemm_nn, gemm_nt, gemm_tn
 
 
 @njit(cache=True, parallel=True)
@@ -172,10 +173,42 @@ def _matmul_into(out, x, W, accumulate):
                 xi = x[m, i]
                 for o in range(O):
                     out[m, o] += xi * W[i, o]
-    elif accumulate:
-        out += np.dot(x, W)
     else:
-        out[:, :] = np.dot(x, W)
+        gemm_nn(out, x, W, accumulate)
+
+
+@njit(cache=True)
+def _matmul_tn_into(out, x, dout):
+    """out = xᵀ dout, without materialising xᵀ: loops when small, else BLAS on the transposed view."""
+    M, I = x.shape
+    O = dout.shape[1]
+    if M * I * O < SMALL_GEMM:
+        for i in range(I):
+            for o in range(O):
+                out[i, o] = 0.0
+        for m in range(M):
+            for i in range(I):
+                xi = x[m, i]
+                for o in range(O):
+                    out[i, o] += xi * dout[m, o]
+    else:
+        gemm_tn(out, x, dout, False)
+
+
+@njit(cache=True)
+def _matmul_nt_into(out, x, W):
+    """out = x Wᵀ (x (M, O), W (I, O) -> out (M, I)): loops when small, else BLAS on the transposed view."""
+    M, O = x.shape
+    I = W.shape[0]
+    if M * I * O < SMALL_GEMM:
+        for m in range(M):
+            for i in range(I):
+                acc = 0.0
+                for o in range(O):
+                    acc += x[m, o] * W[i, o]
+                out[m, i] = acc
+    else:
+        gemm_nt(out, x, W, False)
 
 
 @njit(cache=True, parallel=True)
@@ -235,16 +268,16 @@ def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, h
     B, D = cand_emb.shape
     N, H = dout.shape
     Wqd, W2 = _split_weights(W, D)
-    S = np.zeros((B, H), dtype=dout.dtype)
+    S = zeros_like_dtype(dout, B, H)
     for b_ in prange(B):
         for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
             for h in range(H):
                 S[b_, h] += dout[n, h]
     # weight gradients: [A; P] = kxᵀ dz, Cq = qᵀ S
-    AP = np.zeros((2 * D, H), dtype=dout.dtype)
-    _matmul_into(AP, np.ascontiguousarray(kx.T), dout, False)
-    Cq = np.zeros((D, H), dtype=dout.dtype)
-    _matmul_into(Cq, np.ascontiguousarray(cand_emb.T), S, False)
+    AP = np.empty((2 * D, H), dtype=dout.dtype)
+    _matmul_tn_into(AP, kx, dout)
+    Cq = np.empty((D, H), dtype=dout.dtype)
+    _matmul_tn_into(Cq, cand_emb, S)
     for d in range(D):
         for h in range(H):
             dW[d, h] += Cq[d, h]
@@ -256,15 +289,14 @@ def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, h
             db[h] += S[b_, h]
     # input gradients
     g = np.empty((N, 2 * D), dtype=dout.dtype)
-    _matmul_into(g, dout, np.ascontiguousarray(W2.T), False)
+    _matmul_nt_into(g, dout, W2)
     gq = np.empty((B, D), dtype=dout.dtype)
-    _matmul_into(gq, S, np.ascontiguousarray(Wqd.T), False)
-    for b_ in prange(B):
+    _matmul_nt_into(gq, S, Wqd)
+    for b_ in prange(B):  # rows outer, features inner: contiguous, vectorized
         for d in range(D):
-            acc = gq[b_, d]
-            q = cand_emb[b_, d]
-            for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
+            dcand_emb[b_, d] += gq[b_, d]
+        for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
+            for d in range(D):
                 gp = g[n, D + d]
-                acc += hist_emb[n, d] * gp
-                dhist_emb[n, d] += g[n, d] + q * gp
-            dcand_emb[b_, d] += acc
+                dcand_emb[b_, d] += hist_emb[n, d] * gp
+                dhist_emb[n, d] += g[n, d] + cand_emb[b_, d] * gp

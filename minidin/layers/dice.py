@@ -27,8 +27,8 @@ Docs: docs/layers/dice.md
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds, n_chunks
-from .sigmoid import _sigmoid
+from ._chunks import bools, chunk_bounds, n_chunks, zeros_f64
+from .sigmoid import _sigmoid, round_like
 
 
 @njit(cache=True, parallel=True)
@@ -44,7 +44,7 @@ def _column_stats(x):
     """
     M, H = x.shape
     C = n_chunks(M)
-    part = np.zeros((C, H), dtype=np.float64)
+    part = zeros_f64(C, H)
     lo_v = np.empty((C, H), dtype=np.float64)
     hi_v = np.empty((C, H), dtype=np.float64)
     for c in prange(C):
@@ -58,9 +58,9 @@ def _column_stats(x):
                 part[c, h] += v
                 lo_v[c, h] = min(lo_v[c, h], v)
                 hi_v[c, h] = max(hi_v[c, h], v)
-    mean = np.zeros(H, dtype=np.float64)
-    var = np.zeros(H, dtype=np.float64)
-    const = np.ones(H, dtype=np.bool_)
+    mean = zeros_f64(H)
+    var = zeros_f64(H)
+    const = bools(H, True)
     if M == 0:
         return mean, var, const
     ulp = np.finfo(x.dtype).eps
@@ -72,7 +72,9 @@ def _column_stats(x):
             vmax = max(vmax, hi_v[c, h])
         mean[h] /= M
         const[h] = vmax - vmin <= 8.0 * ulp * max(abs(vmin), abs(vmax))
-    part[:, :] = 0.0
+    for c in range(C):  # element loops: an array expression here would be a parallel region of its own
+        for h in range(H):
+            part[c, h] = 0.0
     for c in prange(C):
         lo, hi = chunk_bounds(c, C, M)
         for m in range(lo, hi):
@@ -110,9 +112,9 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
     M, H = x.shape
     mean = np.empty(H, dtype=np.float64)  # statistics in float64 for either dtype
     var = np.empty(H, dtype=np.float64)
-    const = np.zeros(H, dtype=np.bool_)  # columns whose rows are equal up to rounding: x̂ = 0 exactly
+    const = bools(H, False)  # columns whose rows are equal up to rounding: x̂ = 0 exactly
     if training:
-        mean[:], var[:], const[:] = _column_stats(x)
+        mean, var, const = _column_stats(x)
         if momentum > 0 and M > 0:
             for h in range(H):
                 running_mean[h] = (1.0 - momentum) * running_mean[h] + momentum * mean[h]
@@ -129,7 +131,7 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
         for h in range(H):
             s = x[m, h]
             xh = 0.0 if const[h] else (s - mean[h]) * r[h]
-            pp = _sigmoid(xh)
+            pp = _sigmoid(round_like(xh, s))  # exp in the array's precision: expf for float32 (2x faster)
             xhat[m, h] = xh
             p[m, h] = pp
             out[m, h] = s * (alpha[h] + (1.0 - alpha[h]) * pp)
@@ -157,7 +159,7 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
     if M == 0:
         return
     C = n_chunks(M)
-    part = np.zeros((C, 3, H), dtype=np.float64)  # Σ dx̂, Σ dx̂·x̂, Σ dα per chunk
+    part = zeros_f64(C, 3, H)  # Σ dx̂, Σ dx̂·x̂, Σ dα per chunk
     for c in prange(C):
         lo, hi = chunk_bounds(c, C, M)
         for m in range(lo, hi):
@@ -169,19 +171,20 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
                 part[c, 0, h] += dxh
                 part[c, 1, h] += dxh * xhat[m, h]
                 part[c, 2, h] += g * s * (1.0 - pp)
-    mean_dxh = np.zeros(H, dtype=np.float64)
-    mean_dxh_xh = np.zeros(H, dtype=np.float64)
+    mean_dxh = zeros_f64(H)
+    mean_dxh_xh = zeros_f64(H)
     for c in range(C):
         for h in range(H):
             mean_dxh[h] += part[c, 0, h]
             mean_dxh_xh[h] += part[c, 1, h]
             dalpha[h] += part[c, 2, h]
-    if training:
-        mean_dxh /= M
-        mean_dxh_xh /= M
-    else:
-        mean_dxh[:] = 0.0
-        mean_dxh_xh[:] = 0.0
+    for h in range(H):  # element loops, not array expressions: those would be parallel regions
+        if training:
+            mean_dxh[h] /= M
+            mean_dxh_xh[h] /= M
+        else:
+            mean_dxh[h] = 0.0
+            mean_dxh_xh[h] = 0.0
     for m in prange(M):
         for h in range(H):
             s = x[m, h]

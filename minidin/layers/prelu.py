@@ -11,7 +11,7 @@ Docs: docs/layers/activations.md
 """
 from numba import njit, prange
 
-from ._chunks import chunk_bounds, n_chunks
+from ._chunks import chunk_bounds, n_chunks, zeros_like_dtype
 import numpy as np
 
 
@@ -47,7 +47,7 @@ def prelu_backward(dx, dalpha, dout, x, alpha):
     """
     M, H = x.shape
     C = n_chunks(M)
-    part = np.zeros((C, H), dtype=dalpha.dtype)
+    part = zeros_like_dtype(dalpha, C, H)
     for c in prange(C):
         lo, hi = chunk_bounds(c, C, M)
         for m in range(lo, hi):

@@ -11,7 +11,20 @@ three for either MLP.
 Docs: docs/layers/activations.md
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
+
+
+def round_like(v, like):
+    """v rounded to like's precision (float32 for float32 arrays); in pure Python, v itself."""
+    return v
+
+
+@overload(round_like)
+def _round_like(v, like):
+    if isinstance(like, types.Float) and like.bitwidth == 32:
+        return lambda v, like: np.float32(v)
+    return lambda v, like: v
 
 
 @njit(cache=True)
