@@ -59,8 +59,19 @@ def _torch():
     return bench_torch
 
 
+def dataset_batches(dataset, batch_size, n_batches, rng):
+    """n_batches training batches of a prepared dataset (real histories), shuffled with rng."""
+    out = []
+    for _, b in dataset.batches("train", batch_size, shuffle=True, rng=rng):
+        if len(out) == n_batches:
+            break
+        if b.size == batch_size:
+            out.append(b)
+    return out
+
+
 def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, seed=0, n_goods=10000, n_cates=200,
-        compare=True, lr=0.01):
+        compare=True, lr=0.01, dataset=None):
     """Throughput rows and one-sample latency, minidin and (if installed and ``compare``) PyTorch side by side.
 
     Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct[, torch_train_sps, torch_infer_sps,
@@ -68,6 +79,8 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
     torch twin gets minidin's weights and its loss and gradients must agree (else ValueError).
     """
     rng = np.random.default_rng(seed)
+    if dataset is not None:
+        n_goods, n_cates = dataset.n_goods, dataset.n_cates
     model = DIN(n_goods=n_goods, n_cates=n_cates, seed=seed)
     bt = _torch() if compare else None
     agreement = None
@@ -84,7 +97,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         _, g = model.loss_and_grad(b)
         opt.step(g)
 
-    rows = []
+    rows, lengths = [], []
     default_threads = numba.get_num_threads()
     torch_threads = torch.get_num_threads() if bt is not None else None
     try:
@@ -93,7 +106,10 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
             if bt is not None:
                 torch.set_num_threads(t)
             for B in batch_sizes:
-                batches = make_batches(rng, B, max(1, samples // B), n_goods, n_cates)
+                n = max(1, samples // B)
+                batches = (make_batches(rng, B, n, n_goods, n_cates) if dataset is None
+                           else dataset_batches(dataset, B, n, rng))
+                lengths.extend(int(t) for b in batches for t in np.diff(b.hist_offsets))
                 row = {"batch": B, "threads": t, "train_sps": _rate(train_step, batches, repeats),
                        "infer_sps": _rate(model.predict, batches, repeats)}
                 row["ceiling_pct"] = 100.0 * row["train_sps"] * FLOP_PER_SAMPLE / (PEAK_GFLOPS * 1e9)
@@ -117,7 +133,9 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
             torch.set_num_threads(torch_threads)
     return {"rows": rows, "latency_us": latency, "torch_latency_us": torch_latency, "threads_max": max(threads),
             "agreement": agreement, "torch": None if bt is None else torch.__version__,
-            "model": model.config(), "histories": "lognormal, mean 9, capped at 100",
+            "model": model.config(),
+            "histories": ("lognormal, mean 9, capped at 100" if dataset is None else "a prepared dataset's train split")
+            + f"; timed batches' mean length {np.mean(lengths):.1f}, max {np.max(lengths)}",
             "flop_per_sample": FLOP_PER_SAMPLE, "peak_gflops": PEAK_GFLOPS}
 
 
@@ -136,7 +154,7 @@ def format_table(res):
     head = f"{'batch':>6} {'threads':>7} {'train/s':>9} {'infer/s':>9} {'% ceiling':>9}"
     if torch:
         head += f" {'torch train/s':>13} {'torch infer/s':>13} {'train ×':>8} {'infer ×':>8}"
-    lines = [head]
+    lines = [f"histories: {res['histories']}", head]
     for r in res["rows"]:
         line = (f"{r['batch']:>6} {r['threads']:>7} {r['train_sps']:>9,.0f} {r['infer_sps']:>9,.0f} "
                 f"{r['ceiling_pct']:>8.1f}%")

@@ -260,7 +260,12 @@ def cmd_bench(args):
         raise ValueError(f"threads: at most {numba.config.NUMBA_NUM_THREADS} on this machine")
     print(f"minidin {__version__} bench: numba {numba.__version__}, numpy {np.__version__}, "
           f"{platform.processor() or platform.machine()}; training = forward + backward + SparseAdagrad step")
-    res = run(args.batch_sizes, args.threads, samples=args.samples, repeats=args.repeats, compare=not args.no_torch)
+    dataset = None
+    if args.data:
+        from .data import Dataset
+        dataset = Dataset.load(args.data)
+    res = run(args.batch_sizes, args.threads, samples=args.samples, repeats=args.repeats, compare=not args.no_torch,
+              dataset=dataset)
     print(format_table(res))
     if args.json:
         _write_json(args.json, res)
@@ -337,6 +342,9 @@ def add_commands(sub):
     bn.add_argument("--threads", type=_units, default=(1, 2), metavar="T1,T2,...")
     bn.add_argument("--samples", type=_positive_int, default=8192, help="samples per timed pass")
     bn.add_argument("--repeats", type=_positive_int, default=3, help="timed passes (the median is reported)")
+    bn.add_argument("--data", metavar="DIR", default=None,
+                    help="draw batches from a prepared dataset's train split (real histories) instead of lognormal "
+                         "ones, e.g. Amazon Beauty from 'minidin prepare amazon'")
     bn.add_argument("--no-torch", action="store_true",
                     help="skip the PyTorch side-by-side columns even when torch is installed")
     bn.add_argument("--json", metavar="PATH", default=None)
