@@ -31,7 +31,7 @@ between steps through ``lr`` (the trainer's ``--lr-decay`` does that per epoch).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .sparse import SparseGrad
 
@@ -42,16 +42,22 @@ EMBEDDING_TABLES = ("goods_emb", "cate_emb")
 SPARSE_TABLES = EMBEDDING_TABLES + ("goods_bias",)
 
 
-@njit(cache=True)
+DENSE_CHUNK = 16384  # elements per parallel task of the element-wise dense steps
+
+
+@njit(cache=True, parallel=True)
 def adagrad_dense_step(w, acc, g, lr, eps, scale):
     """Adagrad on a flat array: g' = scale·g; acc += g'²; w −= lr·g'/(sqrt(acc)+eps).
 
     w, acc, g: (P,) float (flat views of a parameter, its accumulator and gradient)
+    Element-wise, in parallel over fixed chunks: the same result for any thread count.
     """
-    for i in range(w.shape[0]):
-        gi = scale * g[i]
-        acc[i] += gi * gi
-        w[i] -= lr * gi / (np.sqrt(acc[i]) + eps)
+    P = w.shape[0]
+    for c in prange((P + DENSE_CHUNK - 1) // DENSE_CHUNK):
+        for i in range(c * DENSE_CHUNK, min(P, (c + 1) * DENSE_CHUNK)):
+            gi = scale * g[i]
+            acc[i] += gi * gi
+            w[i] -= lr * gi / (np.sqrt(acc[i]) + eps)
 
 
 @njit(cache=True)
@@ -164,6 +170,50 @@ class _Optimizer:
         else:
             self.counts = None
         self.steps = 0
+        self._flat = self._flat_layout(params)
+
+    def _flat_layout(self, params):
+        """(base, lo, hi, offsets) when every dense parameter is a C-contiguous view of one 1-D buffer,
+        back to back in dict order (the models' ``dense_flat``); None otherwise. Then a step updates all
+        of them with one kernel call instead of one per parameter."""
+        dense = [n for n in params if n not in self.tables]
+        if not dense:
+            return None
+        base = params[dense[0]].base
+        if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+            return None
+        item, start, offsets = base.itemsize, base.ctypes.data, {}
+        for n in dense:
+            p = params[n]
+            if p.base is not base or not p.flags.c_contiguous:
+                return None
+            offsets[n] = (p.ctypes.data - start) // item
+        pos = offsets[dense[0]]
+        for n in dense:
+            if offsets[n] != pos:
+                return None
+            pos += params[n].size
+        return base, offsets[dense[0]], pos, offsets
+
+    def _flat_grads(self, grads):
+        """The 1-D gradient buffer laid out like the parameters' (the models return one), or None."""
+        if self._flat is None:
+            return None
+        _, lo, hi, offsets = self._flat
+        names = list(offsets)
+        g0 = grads[names[0]]
+        gb = g0.base
+        if gb is None or gb.ndim != 1 or gb.dtype != self._flat[0].dtype or not gb.flags.c_contiguous:
+            return None
+        start = g0.ctypes.data  # where the first parameter's gradient, hence the flat region, begins
+        for n in names:
+            g = grads[n]
+            if g.base is not gb or not g.flags.c_contiguous or g.ctypes.data - start != (offsets[n] - lo) * gb.itemsize:
+                return None
+        first = (start - gb.ctypes.data) // gb.itemsize
+        if first + (hi - lo) > gb.size:
+            return None
+        return gb[first:first + (hi - lo)]
 
     def _check_grads(self, grads):
         for name in self.params:
@@ -201,11 +251,15 @@ class _Optimizer:
         """One update from ``grads`` (keyed like params; embedding tables as SparseGrad)."""
         self._check_grads(grads)
         scale = self._scale(grads)
+        gflat = self._flat_grads(grads)
         for name, p in self.params.items():
             if name in self.tables:
                 self._table_step(name, p, grads[name], scale)
-            else:
+            elif gflat is None:
                 self._dense_step(name, p, grads[name], scale)
+        if gflat is not None:  # every dense parameter at once (same update, element by element)
+            base, lo, hi, _ = self._flat
+            self._flat_step(base[lo:hi], gflat, scale)
         self.steps += 1
 
     def regularization_penalty(self) -> float:
@@ -229,6 +283,11 @@ class SparseAdagrad(_Optimizer):
         self.eps = float(eps)
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.acc = {n: np.full_like(p, initial_accumulator_value) for n, p in params.items()}
+        if self._flat is not None:  # accumulators laid out like the flat parameters, for the one-call step
+            base, lo, hi, offsets = self._flat
+            self._acc_flat = np.full(hi - lo, initial_accumulator_value, dtype=base.dtype)
+            for n, off in offsets.items():
+                self.acc[n] = self._acc_flat[off - lo:off - lo + params[n].size].reshape(params[n].shape)
 
     def _table_step(self, name, p, g, scale):
         if self.reg == "l2" and name in self.reg_tables:
@@ -236,6 +295,9 @@ class SparseAdagrad(_Optimizer):
         else:
             adagrad_rows_step(p, self.acc[name], g.rows, g.values, self._reg_coef(name, g.rows), self.lr, self.eps,
                               scale)
+
+    def _flat_step(self, p, g, scale):
+        adagrad_dense_step(p, self._acc_flat, g, self.lr, self.eps, scale)
 
     def _dense_step(self, name, p, g, scale):
         adagrad_dense_step(p.reshape(-1), self.acc[name].reshape(-1), np.ascontiguousarray(g).reshape(-1), self.lr,
@@ -269,6 +331,9 @@ class SGD(_Optimizer):
             sgd_rows_step(p, g.rows, g.values, np.zeros(g.rows.shape[0], p.dtype), self.lr, scale)
         else:
             sgd_rows_step(p, g.rows, g.values, self._reg_coef(name, g.rows), self.lr, scale)
+
+    def _flat_step(self, p, g, scale):
+        sgd_dense_step(p, g, self.lr, scale)
 
     def _dense_step(self, name, p, g, scale):
         sgd_dense_step(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), self.lr, scale)
