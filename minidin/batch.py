@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 _INT_FIELDS = ("hist_goods", "hist_cates", "hist_offsets", "cand_goods", "cand_cates", "users")
 
@@ -41,6 +42,18 @@ def _as_int_array(name, value):
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name}: id too large for int64")
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+@njit(cache=True)
+def _ids_below(a, b, limit):
+    """True when every id in a and b is < limit (one pass, no temporaries)."""
+    for i in range(a.shape[0]):
+        if a[i] >= limit:
+            return False
+    for i in range(b.shape[0]):
+        if b[i] >= limit:
+            return False
+    return True
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,6 +161,9 @@ class Batch:
 
     def check_vocab(self, n_goods: int, n_cates: int) -> None:
         """Raise ValueError if any id is outside a model's vocabulary."""
+        if _ids_below(self.hist_goods, self.cand_goods, n_goods) and _ids_below(self.hist_cates, self.cand_cates,
+                                                                                n_cates):
+            return  # the common case in one compiled pass (this runs before every forward)
         for name, limit in (("hist_goods", n_goods), ("cand_goods", n_goods),
                             ("hist_cates", n_cates), ("cand_cates", n_cates)):
             arr = getattr(self, name)

@@ -383,17 +383,23 @@ class _DeepInterestModel:
             self._layout = np.array(rows, dtype=np.int64)
         return self._layout
 
+    def _fused_static(self):
+        """The fused kernel's arguments that only change with the architecture (built once)."""
+        if getattr(self, "_static", None) is None:
+            att = self.uses_attention
+            self._static = (self._fused_layout(), len(self.attention_units) if att else 0,
+                            self._ACTS[self.attention_activation] if att else ACT_DICE, self._ACTS[self.activation],
+                            POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
+                            self._softmax_scale if att and self.attention_softmax else 0.0, self.dice_eps)
+        return self._static
+
     def _fused_logits(self, batch, probabilities=False):
-        att = self.uses_attention
+        P = self.params
         out = np.empty(batch.size, dtype=self.dtype)
-        bias = self.params["goods_bias"] if self.goods_bias else np.zeros((0, 1), dtype=self.dtype)
+        bias = P["goods_bias"] if self.goods_bias else np.zeros((0, 1), dtype=self.dtype)
         din_infer_forward(out, batch.hist_goods, batch.hist_cates, batch.hist_offsets, batch.cand_goods,
-                          batch.cand_cates, self.params["goods_emb"], self.params["cate_emb"], bias, self.dense_flat,
-                          self.state_flat, self._fused_layout(), len(self.attention_units) if att else 0,
-                          self._ACTS[self.attention_activation] if att else ACT_DICE, self._ACTS[self.activation],
-                          POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
-                          self._softmax_scale if att and self.attention_softmax else 0.0, self.dice_eps,
-                          probabilities)
+                          batch.cand_cates, P["goods_emb"], P["cate_emb"], bias, self.dense_flat, self.state_flat,
+                          *self._fused_static(), probabilities)
         return out
 
     # ------------------------------------------------------------------ public API
