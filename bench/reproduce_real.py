@@ -102,7 +102,10 @@ def main():
         if not args.no_run and not os.path.exists(os.path.join(ddir, "meta.json")):
             DATASETS[ds_name](args.data_root, ddir)
         G = grid(ds_name)
-        # phase 1: every λ of the grid on seed 0 (λ is chosen on validation GAUC); phase 2: the other seeds
+        # phase 1: the unregularized rows, every seed (the main comparison, no tuning needed); phase 2: every
+        # λ of the MBA grid on seed 0 (λ is chosen on validation GAUC); phase 3: the chosen λ's other seeds
+        _run_all(pool, [(args.cache, ds_name, name, "none", 0.0, s) for name, _ in ROWS for s in range(args.seeds)],
+                 not args.no_run)
         tune = _run_all(pool, [(args.cache, ds_name, name, reg, lam, 0)
                                for name, _ in ROWS for reg, lams in G.items() for lam in lams], not args.no_run)
         chosen = {}
