@@ -27,12 +27,26 @@ GEMM_CHUNK_ROWS = 512  # rows per parallel BLAS call; fixed, so results never de
 # Numba's threads (prange). OpenBLAS itself is kept to one thread (minidin/__init__.py): its own pool
 # spinning against Numba's made batch-32 steps 20x slower. Measured on 2 cores at (9000, 256)·(256, 80):
 # 105 GFLOP/s chunked against 62 for one single-threaded call and 86 for OpenBLAS's own 2 threads.
+@njit(cache=True)
+def _rows_into(out, lo, r, accumulate):
+    """out[lo:lo+len(r)] (+)= r."""
+    for m in range(r.shape[0]):
+        for o in range(r.shape[1]):
+            if accumulate:
+                out[lo + m, o] += r[m, o]
+            else:
+                out[lo + m, o] = r[m, o]
+
+
 @njit(cache=True, parallel=True)
 def gemm_nn(out, x, W, accumulate):
     """out (M, O) (+)= x (M, I) · W (I, O), BLAS per fixed chunk of rows (each row written by one chunk)."""
     M = x.shape[0]
     O = W.shape[1]
     C = max(1, M // GEMM_CHUNK_ROWS)
+    if C == 1:  # one chunk: no parallel region (a thread-pool round trip) around one BLAS call
+        _rows_into(out, 0, np.dot(x, W), accumulate)
+        return
     for c in prange(C):
         lo, hi = c * M // C, (c + 1) * M // C
         r = np.dot(x[lo:hi], W)
@@ -50,6 +64,9 @@ def gemm_nt(out, x, W, accumulate):
     M = x.shape[0]
     I = W.shape[0]
     C = max(1, M // GEMM_CHUNK_ROWS)
+    if C == 1:
+        _rows_into(out, 0, np.dot(x, W.T), accumulate)
+        return
     for c in prange(C):
         lo, hi = c * M // C, (c + 1) * M // C
         r = np.dot(x[lo:hi], W.T)
@@ -67,6 +84,9 @@ def gemm_tn(out, x, dout, accumulate):
     M, I = x.shape
     O = dout.shape[1]
     C = max(1, M // GEMM_CHUNK_ROWS)
+    if C == 1:
+        _rows_into(out, 0, np.dot(x.T, dout), accumulate)
+        return
     part = np.empty((C, I, O), dtype=out.dtype)
     for c in prange(C):
         lo, hi = c * M // C, (c + 1) * M // C
