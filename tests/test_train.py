@@ -193,3 +193,16 @@ def test_written_files_get_normal_permissions(tmp_path):
     os.umask(mask)
     for f in ("m.npz", "m.json"):
         assert (tmp_path / f).stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_cli_goods_bias_and_optimizer_options_reach_the_model_and_checkpoint(tmp_path):
+    """--goods-bias adds the goods_bias table (trained, saved, restored); --emb-std and --adagrad-init apply."""
+    out, js, ev = tmp_path / "run", tmp_path / "train.json", tmp_path / "eval.json"
+    assert main(["train", *CLI_DATA, *CLI_MODEL, "--epochs", "1", "--goods-bias", "--emb-std", "0.05",
+                 "--adagrad-init", "0", "--reg", "mba", "--reg-lambda", "0.1", "--out", str(out),
+                 "--json", str(js)]) == 0
+    model = minidin.load(out)
+    assert model.goods_bias and model.emb_std == 0.05
+    assert model.params["goods_bias"].shape == (model.n_goods, 1) and np.any(model.params["goods_bias"] != 0)
+    assert main(["evaluate", str(out), "--json", str(ev)]) == 0
+    assert json.loads(ev.read_text())["test"] == json.loads(js.read_text())["test"]
