@@ -1,12 +1,13 @@
 """Regenerate the real-data table in docs/results.md (Amazon Beauty, Amazon Sports, MovieLens latest-small).
 
-    python bench/reproduce_real.py --data-root ../shared/data [--seeds 5] [--cache runs/real] [--only beauty]
+    python bench/reproduce_real.py --data-root ../shared/data [--seeds 5] [--cache bench/results/real] [--only beauty]
                                    [--jobs 2]
 
 Rows: BaseModel, DIN-PReLU and DIN-Dice, each with reg none and mba (λ tuned on validation GAUC of seed 0
 over a grid). Columns: test GAUC (the paper's metric) and AUC as mean ± std over seeds, RelaImpr vs the
 BaseModel without regularization, and each run's best epoch. The prepared data stay fixed (built once under
---cache/data); seeds vary initialisation and shuffling. Every run is cached as JSON, so the script resumes
+--data-dir, rebuilt when absent); seeds vary initialisation and shuffling. Every run's summary is cached as
+JSON under --cache (committed with the repository, so any checkout resumes), so the script resumes
 where it stopped; the table replaces what lies between the ``real-table`` markers of --out.
 """
 from __future__ import annotations
@@ -56,13 +57,16 @@ TRAIN = dict(batch_size=32, lr=0.1, lr_decay=1.0, adagrad_init=0.0, clip_norm=5.
              patience=1, threads=1)
 
 
+DATA_DIR = os.environ.get("MINIDIN_REAL_DATA_DIR", "runs/real/data")  # workers read it (set by main)
+
+
 def _path(cache, ds_name, name, reg, lam, seed):
     return os.path.join(cache, ds_name, f"{name}-{reg}-{lam:g}-seed{seed}.json")
 
 
 def _run_cell(cache, ds_name, name, reg, lam, seed):
     """One training run in a worker process (the dataset loads in a second or two)."""
-    data = Dataset.load(os.path.join(cache, "data", ds_name))
+    data = Dataset.load(os.path.join(DATA_DIR, ds_name))
     kw = dict(next(k for n, k in ROWS if n == name), **TRAIN, reg=reg, reg_lambda=lam, seed=seed)
     return cached_run(_path(cache, ds_name, name, reg, lam, seed), data, kw,
                       f"{ds_name:16s} {name:10s} {reg:4s} lambda={lam:<6g} seed={seed}")
@@ -90,7 +94,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", required=True, help="folder holding amazon-s3rec-5core/ and ml-latest-small/")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--cache", default="runs/real")
+    ap.add_argument("--cache", default="bench/results/real", help="one JSON summary per run (committed)")
+    ap.add_argument("--data-dir", default="runs/real/data", help="the prepared datasets (not committed)")
     ap.add_argument("--only", choices=list(DATASETS), action="append", help="restrict to these datasets")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="runs side by side, one single-threaded process each (default: one per core)")
@@ -100,13 +105,16 @@ def main():
                     help="train nothing: build the table from the cached runs (cells with fewer seeds say so)")
     ap.add_argument("--out", default="docs/results.md")
     args = ap.parse_args()
+    os.environ["MINIDIN_REAL_DATA_DIR"] = args.data_dir  # inherited by the spawned workers
+    global DATA_DIR
+    DATA_DIR = args.data_dir
     lines = ["| data | model | reg | λ | seeds | test GAUC | test AUC | RelaImpr (GAUC) | best epochs | min/run |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     total_seconds = 0.0
     t0 = time.time()
     pool = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) if args.jobs > 1 else None
     for ds_name in args.only or list(DATASETS):
-        ddir = os.path.join(args.cache, "data", ds_name)
+        ddir = os.path.join(args.data_dir, ds_name)
         if not args.no_run and not os.path.exists(os.path.join(ddir, "meta.json")):
             DATASETS[ds_name](args.data_root, ddir)
         G = grid(ds_name)
