@@ -57,30 +57,27 @@ TRAIN = dict(batch_size=32, lr=0.1, lr_decay=1.0, adagrad_init=0.0, clip_norm=5.
              patience=1, threads=1)
 
 
-DATA_DIR = os.environ.get("MINIDIN_REAL_DATA_DIR", "runs/real/data")  # workers read it (set by main)
-
-
 def _path(cache, ds_name, name, reg, lam, seed):
     return os.path.join(cache, ds_name, f"{name}-{reg}-{lam:g}-seed{seed}.json")
 
 
-def _run_cell(cache, ds_name, name, reg, lam, seed):
+def _run_cell(data_dir, cache, ds_name, name, reg, lam, seed):
     """One training run in a worker process (the dataset loads in a second or two)."""
-    data = Dataset.load(os.path.join(DATA_DIR, ds_name))
+    data = Dataset.load(os.path.join(data_dir, ds_name))
     kw = dict(next(k for n, k in ROWS if n == name), **TRAIN, reg=reg, reg_lambda=lam, seed=seed)
     return cached_run(_path(cache, ds_name, name, reg, lam, seed), data, kw,
                       f"{ds_name:16s} {name:10s} {reg:4s} lambda={lam:<6g} seed={seed}")
 
 
-def _run_all(pool, cells, run=True):
+def _run_all(pool, data_dir, cells, run=True):
     """Run the cells not cached yet (in parallel with a pool), then return every cached cell's summary
     (with run=False, only what is already on disk)."""
     todo = [c for c in cells if not os.path.exists(_path(*c))]
     if run and pool is None:
         for c in todo:
-            _run_cell(*c)
+            _run_cell(data_dir, *c)
     elif run:
-        for f in [pool.submit(_run_cell, *c) for c in todo]:
+        for f in [pool.submit(_run_cell, data_dir, *c) for c in todo]:
             f.result()
     out = {}
     for c in cells:
@@ -105,9 +102,6 @@ def main():
                     help="train nothing: build the table from the cached runs (cells with fewer seeds say so)")
     ap.add_argument("--out", default="docs/results.md")
     args = ap.parse_args()
-    os.environ["MINIDIN_REAL_DATA_DIR"] = args.data_dir  # inherited by the spawned workers
-    global DATA_DIR
-    DATA_DIR = args.data_dir
     lines = ["| data | model | reg | λ | seeds | test GAUC | test AUC | RelaImpr (GAUC) | best epochs | min/run |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     total_seconds = 0.0
@@ -120,10 +114,11 @@ def main():
         G = grid(ds_name)
         # phase 1: the unregularized rows, every seed (the main comparison, no tuning needed); phase 2: every
         # λ of the MBA grid on seed 0 (λ is chosen on validation GAUC); phase 3: the chosen λ's other seeds
-        _run_all(pool, [(args.cache, ds_name, name, "none", 0.0, s) for name, _ in ROWS for s in range(args.seeds)],
+        _run_all(pool, args.data_dir,
+                 [(args.cache, ds_name, name, "none", 0.0, s) for name, _ in ROWS for s in range(args.seeds)],
                  not args.no_run)
         run_mba = not args.no_run and args.regs == "all"
-        tune = _run_all(pool, [(args.cache, ds_name, name, reg, lam, 0)
+        tune = _run_all(pool, args.data_dir, [(args.cache, ds_name, name, reg, lam, 0)
                                for name, _ in ROWS for reg, lams in G.items() for lam in lams], run_mba)
         chosen = {}
         for name, _ in ROWS:
@@ -132,7 +127,7 @@ def main():
                 if done:
                     chosen[(name, reg)] = max(done, key=lambda x: tune[(args.cache, ds_name, name, reg, x, 0)]
                                               ["valid"]["gauc"])
-        runs = _run_all(pool, [(args.cache, ds_name, name, reg, lam, s)
+        runs = _run_all(pool, args.data_dir, [(args.cache, ds_name, name, reg, lam, s)
                                for (name, reg), lam in chosen.items() for s in range(args.seeds)], run_mba)
         base = None
         for (name, reg), lam in chosen.items():

@@ -42,40 +42,19 @@ def _rows_into(out, lo, r, accumulate):
 def gemm_nn(out, x, W, accumulate):
     """out (M, O) (+)= x (M, I) · W (I, O), BLAS per fixed chunk of rows (each row written by one chunk)."""
     M = x.shape[0]
-    O = W.shape[1]
     C = max(1, M // GEMM_CHUNK_ROWS)
     if C == 1:  # one chunk: no parallel region (a thread-pool round trip) around one BLAS call
         _rows_into(out, 0, np.dot(x, W), accumulate)
         return
     for c in prange(C):
         lo, hi = c * M // C, (c + 1) * M // C
-        r = np.dot(x[lo:hi], W)
-        for m in range(hi - lo):
-            for o in range(O):
-                if accumulate:
-                    out[lo + m, o] += r[m, o]
-                else:
-                    out[lo + m, o] = r[m, o]
+        _rows_into(out, lo, np.dot(x[lo:hi], W), accumulate)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def gemm_nt(out, x, W, accumulate):
-    """out (M, I) (+)= x (M, O) · W (I, O)ᵀ, BLAS per fixed chunk of rows."""
-    M = x.shape[0]
-    I = W.shape[0]
-    C = max(1, M // GEMM_CHUNK_ROWS)
-    if C == 1:
-        _rows_into(out, 0, np.dot(x, W.T), accumulate)
-        return
-    for c in prange(C):
-        lo, hi = c * M // C, (c + 1) * M // C
-        r = np.dot(x[lo:hi], W.T)
-        for m in range(hi - lo):
-            for i in range(I):
-                if accumulate:
-                    out[lo + m, i] += r[m, i]
-                else:
-                    out[lo + m, i] = r[m, i]
+    """out (M, I) (+)= x (M, O) · W (I, O)ᵀ: ``gemm_nn`` on the transposed view (BLAS takes it as is)."""
+    gemm_nn(out, x, W.T, accumulate)
 
 
 @njit(cache=True, parallel=True)

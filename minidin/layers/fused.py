@@ -28,6 +28,7 @@ Docs: docs/benchmarks.md
 import numpy as np
 from numba import njit, prange
 
+from .attention import _split_weights
 from .sigmoid import _sigmoid
 
 ACT_DICE, ACT_PRELU, ACT_SIGMOID = 0, 1, 2
@@ -101,14 +102,7 @@ def _split_first_layer(flat, layout, D, split):
     H = W1.shape[1]
     if not split:
         return np.empty((0, H), dtype=flat.dtype), np.empty((0, H), dtype=flat.dtype)
-    Wqd = np.empty((D, H), dtype=flat.dtype)
-    W2 = np.empty((2 * D, H), dtype=flat.dtype)
-    for d in range(D):
-        for o in range(H):
-            Wqd[d, o] = W1[d, o] + W1[2 * D + d, o]
-            W2[d, o] = W1[D + d, o] - W1[2 * D + d, o]
-            W2[D + d, o] = W1[3 * D + d, o]
-    return Wqd, W2
+    return _split_weights(W1, D)
 
 
 @njit(cache=True, parallel=True)
