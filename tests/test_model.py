@@ -34,6 +34,14 @@ def spread_params(model, rng, scale=0.6):
             p[...] = rng.standard_normal(p.shape) * scale
 
 
+def zero_variance_dice_columns(model, batch):
+    """How many Dice columns have batch variance 0 over two or more rows (training forward)."""
+    cache = model._forward(batch, True, 0.0)
+    r0 = 1.0 / np.sqrt(model.dice_eps)
+    return sum(int(np.sum(c.inv_std == r0)) for c in cache.att_layers + cache.mlp_layers
+               if c.inv_std is not None and c.z.shape[0] >= 2)
+
+
 def paper_batch(labels=(1, 0)):
     return minidin.Batch.from_lists(hist_goods=[[3, 5], []], hist_cates=[[1, 2], []], cand_goods=[4, 2],
                                     cand_cates=[1, 0], labels=list(labels), users=[7, 8])
@@ -47,6 +55,12 @@ def test_whole_model_gradients_match_finite_differences(kind, act, opt, data, se
     batch, n_goods, n_cates = data
     model = make_model(kind, act, opt, n_goods, n_cates, seed=seed % 1000)
     spread_params(model, np.random.default_rng(seed))
+    if zero_variance_dice_columns(model, batch):
+        # Every row of a Dice column identical (e.g. one sample repeated with other labels): the exact
+        # backward carries per-row terms 1/sqrt(eps) = 1e4 times larger per such layer, which cancel
+        # in float64 only to ~1e-8 (docs/layers/dice.md, "Zero variance"). Check it where float64 can.
+        model = make_model(kind, act, opt, n_goods, n_cates, seed=seed % 1000, dice_eps=1e-4)
+        spread_params(model, np.random.default_rng(seed))
     reports = check_model(model, batch)
     assert set(reports) == set(model.params)
     total = sum(r.checked + r.excluded for r in reports.values())
@@ -74,6 +88,30 @@ def test_whole_model_adversarial_batches(kind, act, opt):
         spread_params(model, rng)
         reports = check_model(model, batch)
         assert all(r.passed for r in reports.values()), {n: r.max_rel for n, r in reports.items()}
+
+
+def test_dice_zero_variance_with_differing_labels():
+    """One sample three times with labels 0, 1, 1: every Dice column of every layer has variance exactly 0,
+    yet the rows' upstream gradients differ, so the backward's r·(dx̂ − mean dx̂) term is live at r = ε^-½.
+    Two stacked attention Dice layers amplify float64 rounding by 1/ε (docs/layers/dice.md), so the exact
+    gradient is checked at ε = 1e-4, where it passes, and the loss of digits is shown to be that conditioning:
+    the error falls as ε grows."""
+    batch = minidin.Batch.from_lists([[0], [0], [0]], [[0], [0], [0]], [0, 0, 0], [0, 0, 0], [0, 1, 1])
+
+    def worst(eps):
+        m = minidin.DIN(n_goods=1, n_cates=1, goods_dim=3, cate_dim=2, hidden_units=(5, 3), activation="dice",
+                        attention_units=(4, 3), dtype=np.float64, dice_eps=eps)
+        spread_params(m, np.random.default_rng(0))
+        assert zero_variance_dice_columns(m, batch) == 4 + 3 + 5 + 3
+        _, grads = m.loss_and_grad(batch, update_stats=False)
+        assert np.abs(grads["att.0.b"]).max() > 1e-5  # the statistics' term is live, not 0
+        reports = check_model(m, batch)
+        return reports, max(r.max_rel for r in reports.values())
+
+    reports, _ = worst(1e-4)
+    assert all(r.passed for r in reports.values()), {n: r.max_rel for n, r in reports.items()}
+    errs = [worst(eps)[1] for eps in (1e-8, 1e-6)]
+    assert errs[0] > errs[1], errs  # conditioning: the error shrinks with 1/ε
 
 
 @pytest.mark.parametrize("kind,act,opt", [("din", "dice", False), ("base", "prelu", "sum"), ("din", "sigmoid", True)])
