@@ -67,12 +67,10 @@ from .layers import (
 )
 from .layers.fused import (ACT_DICE, ACT_PRELU, ACT_SIGMOID, POOL_ATTENTION, POOL_MEAN, POOL_SUM,
                            din_infer_forward)
-from .sparse import SparseGrad
+from .sparse import SPARSE_TABLES, SparseGrad
 
 ACTIVATIONS = ("dice", "prelu", "sigmoid")
 POOLINGS = ("sum", "mean")
-EMBEDDING_TABLES = ("goods_emb", "cate_emb")
-SPARSE_TABLES = EMBEDDING_TABLES + ("goods_bias",)
 
 
 @dataclass
@@ -176,6 +174,8 @@ class _DeepInterestModel:
     def _build(self):
         rng = np.random.default_rng(self.seed)
         dt = self.dtype
+        self._workspace = {}  # step intermediates, reused across steps (``_buf``)
+        self._static = None  # the fused kernel's architecture arguments (``_fused_static``)
         self.params = {
             "goods_emb": (rng.standard_normal((self.n_goods, self.goods_dim)) * self.emb_std).astype(dt),
             "cate_emb": (rng.standard_normal((self.n_cates, self.cate_dim)) * self.emb_std).astype(dt),
@@ -237,7 +237,7 @@ class _DeepInterestModel:
         size = 1
         for n in shape:
             size *= n
-        ws = self.__dict__.setdefault("_workspace", {})
+        ws = self._workspace
         flat = ws.get(key)
         if flat is None or flat.size < size:
             flat = ws[key] = np.empty(max(size, 1), dtype=self.dtype)
@@ -370,9 +370,13 @@ class _DeepInterestModel:
     # ------------------------------------------------------------------ fused inference
     _ACTS = {"dice": ACT_DICE, "prelu": ACT_PRELU, "sigmoid": ACT_SIGMOID}
 
-    def _fused_layout(self):
-        """(L, 6) int64 rows locating each dense layer in dense_flat and state_flat (``din_infer_forward``)."""
-        if getattr(self, "_layout", None) is None:
+    def _fused_static(self):
+        """The fused kernel's arguments that only change with the architecture (built once).
+
+        The first is the (L, 6) int64 layout: one row per dense layer locating it in dense_flat and
+        state_flat (W offset, in, out, b offset, alpha offset or -1, Dice state offset or -1).
+        """
+        if self._static is None:
             rows = []
             for prefix, _, units, act in self._blocks():
                 for i in [*range(len(units)), "out"]:
@@ -380,14 +384,8 @@ class _DeepInterestModel:
                     b0 = self._dense_slices[f"{prefix}.{i}.b"][0]
                     a = self._dense_slices.get(f"{prefix}.{i}.alpha")
                     rows.append([w0, n_in, n_out, b0, a[0] if a else -1, self._state_offsets.get(f"{prefix}.{i}", -1)])
-            self._layout = np.array(rows, dtype=np.int64)
-        return self._layout
-
-    def _fused_static(self):
-        """The fused kernel's arguments that only change with the architecture (built once)."""
-        if getattr(self, "_static", None) is None:
             att = self.uses_attention
-            self._static = (self._fused_layout(), len(self.attention_units) if att else 0,
+            self._static = (np.array(rows, dtype=np.int64), len(self.attention_units) if att else 0,
                             self._ACTS[self.attention_activation] if att else ACT_DICE, self._ACTS[self.activation],
                             POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
                             self._softmax_scale if att and self.attention_softmax else 0.0, self.dice_eps)

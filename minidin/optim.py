@@ -33,13 +33,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .sparse import SparseGrad
+from .sparse import EMBEDDING_TABLES, SPARSE_TABLES, SparseGrad
 
 REGS = ("none", "l2", "mba")
-EMBEDDING_TABLES = ("goods_emb", "cate_emb")
-# Row-sparse tables: the embeddings, plus the optional per-goods logit bias. Regularization (l2 / mba)
-# applies to the embeddings only; biases are not regularized (as in the official code and common practice).
-SPARSE_TABLES = EMBEDDING_TABLES + ("goods_bias",)
 
 
 DENSE_CHUNK = 16384  # elements per parallel task of the element-wise dense steps

@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._chunks import zeros_like_dtype
-from .dense import SMALL_GEMM, gemm_nn, gemm_nt, gemm_tn
+from .dense import matmul_add, matmul_nt_add, matmul_tn_add
 
 
 @njit(cache=True, parallel=True)
@@ -157,60 +157,6 @@ def _split_weights(W, D):
     return Wqd, W2
 
 
-@njit(cache=True)
-def _matmul_into(out, x, W, accumulate):
-    """out (+)= x W: loops below SMALL_GEMM multiply-adds (bitwise row-consistent), BLAS above."""
-    M, I = x.shape
-    O = W.shape[1]
-    if M == 0:
-        return
-    if M * I * O < SMALL_GEMM:
-        for m in range(M):
-            if not accumulate:
-                for o in range(O):
-                    out[m, o] = 0.0
-            for i in range(I):
-                xi = x[m, i]
-                for o in range(O):
-                    out[m, o] += xi * W[i, o]
-    else:
-        gemm_nn(out, x, W, accumulate)
-
-
-@njit(cache=True)
-def _matmul_tn_into(out, x, dout):
-    """out = xᵀ dout, without materialising xᵀ: loops when small, else BLAS on the transposed view."""
-    M, I = x.shape
-    O = dout.shape[1]
-    if M * I * O < SMALL_GEMM:
-        for i in range(I):
-            for o in range(O):
-                out[i, o] = 0.0
-        for m in range(M):
-            for i in range(I):
-                xi = x[m, i]
-                for o in range(O):
-                    out[i, o] += xi * dout[m, o]
-    else:
-        gemm_tn(out, x, dout, False)
-
-
-@njit(cache=True)
-def _matmul_nt_into(out, x, W):
-    """out = x Wᵀ (x (M, O), W (I, O) -> out (M, I)): loops when small, else BLAS on the transposed view."""
-    M, O = x.shape
-    I = W.shape[0]
-    if M * I * O < SMALL_GEMM:
-        for m in range(M):
-            for i in range(I):
-                acc = 0.0
-                for o in range(O):
-                    acc += x[m, o] * W[i, o]
-                out[m, i] = acc
-    else:
-        gemm_nt(out, x, W, False)
-
-
 @njit(cache=True, parallel=True)
 def attention_split_forward(out, kx, cand_emb, hist_emb, hist_offsets, W, b):
     """The attention unit's first dense layer on [q, k, q−k, q⊙k], without building that input.
@@ -234,19 +180,19 @@ def attention_split_forward(out, kx, cand_emb, hist_emb, hist_offsets, W, b):
     B, D = cand_emb.shape
     H = W.shape[1]
     Wqd, W2 = _split_weights(W, D)
-    qz = np.empty((B, H), dtype=out.dtype)
-    _matmul_into(qz, cand_emb, Wqd, False)
+    qz = zeros_like_dtype(out, B, H)
+    matmul_add(qz, cand_emb, Wqd)
     for b_ in prange(B):
+        for h in range(H):
+            qz[b_, h] += b[h]
         for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
             for d in range(D):
                 k = hist_emb[n, d]
                 kx[n, d] = k
                 kx[n, D + d] = cand_emb[b_, d] * k
-    _matmul_into(out, kx, W2, False)
-    for b_ in prange(B):
-        for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
-            for h in range(H):
-                out[n, h] += qz[b_, h] + b[h]
+            for h in range(H):  # out starts as the per-sample term, then the GEMM adds the per-row one
+                out[n, h] = qz[b_, h]
+    matmul_add(out, kx, W2)
 
 
 @njit(cache=True, parallel=True)
@@ -274,10 +220,10 @@ def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, h
             for h in range(H):
                 S[b_, h] += dout[n, h]
     # weight gradients: [A; P] = kxᵀ dz, Cq = qᵀ S
-    AP = np.empty((2 * D, H), dtype=dout.dtype)
-    _matmul_tn_into(AP, kx, dout)
-    Cq = np.empty((D, H), dtype=dout.dtype)
-    _matmul_tn_into(Cq, cand_emb, S)
+    AP = zeros_like_dtype(dout, 2 * D, H)
+    matmul_tn_add(AP, kx, dout)
+    Cq = zeros_like_dtype(dout, D, H)
+    matmul_tn_add(Cq, cand_emb, S)
     for d in range(D):
         for h in range(H):
             dW[d, h] += Cq[d, h]
@@ -288,10 +234,10 @@ def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, h
         for h in range(H):
             db[h] += S[b_, h]
     # input gradients
-    g = np.empty((N, 2 * D), dtype=dout.dtype)
-    _matmul_nt_into(g, dout, W2)
-    gq = np.empty((B, D), dtype=dout.dtype)
-    _matmul_nt_into(gq, S, Wqd)
+    g = zeros_like_dtype(dout, N, 2 * D)
+    matmul_nt_add(g, dout, W2)
+    gq = zeros_like_dtype(dout, B, D)
+    matmul_nt_add(gq, S, Wqd)
     for b_ in prange(B):  # rows outer, features inner: contiguous, vectorized
         for d in range(D):
             dcand_emb[b_, d] += gq[b_, d]

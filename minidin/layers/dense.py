@@ -27,58 +27,110 @@ GEMM_CHUNK_ROWS = 512  # rows per parallel BLAS call; fixed, so results never de
 # Numba's threads (prange). OpenBLAS itself is kept to one thread (minidin/__init__.py): its own pool
 # spinning against Numba's made batch-32 steps 20x slower. Measured on 2 cores at (9000, 256)·(256, 80):
 # 105 GFLOP/s chunked against 62 for one single-threaded call and 86 for OpenBLAS's own 2 threads.
+# Every product accumulates (out += ...): callers that want out = ... start from zeros (or from the bias).
+# One signature per dtype keeps the cold compile down: a bool flag passed as a constant would be typed
+# as a literal, and every literal value would compile the parallel kernel again.
 @njit(cache=True)
-def _rows_into(out, lo, r, accumulate):
-    """out[lo:lo+len(r)] (+)= r."""
+def _add_rows(out, lo, r):
+    """out[lo:lo+len(r)] += r (element loops: an array expression would add a shape-error path to compile)."""
     for m in range(r.shape[0]):
         for o in range(r.shape[1]):
-            if accumulate:
-                out[lo + m, o] += r[m, o]
-            else:
-                out[lo + m, o] = r[m, o]
+            out[lo + m, o] += r[m, o]
 
 
 @njit(cache=True, parallel=True)
-def gemm_nn(out, x, W, accumulate):
-    """out (M, O) (+)= x (M, I) · W (I, O), BLAS per fixed chunk of rows (each row written by one chunk)."""
+def gemm_nn(out, x, W):
+    """out (M, O) += x (M, I) · W (I, O), BLAS per fixed chunk of rows (each row written by one chunk)."""
     M = x.shape[0]
     C = max(1, M // GEMM_CHUNK_ROWS)
     if C == 1:  # one chunk: no parallel region (a thread-pool round trip) around one BLAS call
-        _rows_into(out, 0, np.dot(x, W), accumulate)
+        _add_rows(out, 0, np.dot(x, W))
         return
     for c in prange(C):
         lo, hi = c * M // C, (c + 1) * M // C
-        _rows_into(out, lo, np.dot(x[lo:hi], W), accumulate)
+        _add_rows(out, lo, np.dot(x[lo:hi], W))
 
 
 @njit(cache=True)
-def gemm_nt(out, x, W, accumulate):
-    """out (M, I) (+)= x (M, O) · W (I, O)ᵀ: ``gemm_nn`` on the transposed view (BLAS takes it as is)."""
-    gemm_nn(out, x, W.T, accumulate)
+def gemm_nt(out, x, W):
+    """out (M, I) += x (M, O) · W (I, O)ᵀ: ``gemm_nn`` on a row-major copy of Wᵀ.
+
+    The copy costs I·O against the product's M·I·O, and keeps ``gemm_nn`` at one compiled
+    signature: the transposed view is a different array layout, a second parallel compile.
+    """
+    gemm_nn(out, x, np.ascontiguousarray(W.T))
 
 
 @njit(cache=True, parallel=True)
-def gemm_tn(out, x, dout, accumulate):
-    """out (I, O) (+)= x (M, I)ᵀ · dout (M, O): a partial product per fixed chunk of rows, added in chunk order."""
+def gemm_tn(out, x, dout):
+    """out (I, O) += x (M, I)ᵀ · dout (M, O): a partial product per fixed chunk of rows, added in chunk order."""
     M, I = x.shape
     O = dout.shape[1]
     C = max(1, M // GEMM_CHUNK_ROWS)
     if C == 1:
-        _rows_into(out, 0, np.dot(x.T, dout), accumulate)
+        _add_rows(out, 0, np.dot(x.T, dout))
         return
     part = np.empty((C, I, O), dtype=out.dtype)
     for c in prange(C):
         lo, hi = c * M // C, (c + 1) * M // C
-        part[c] = np.dot(x[lo:hi].T, dout[lo:hi])
+        r = np.dot(x[lo:hi].T, dout[lo:hi])
+        for i in range(I):
+            for o in range(O):
+                part[c, i, o] = r[i, o]
     for i in range(I):
         for o in range(O):
             acc = part[0, i, o]
             for c in range(1, C):
                 acc += part[c, i, o]
-            if accumulate:
-                out[i, o] += acc
-            else:
-                out[i, o] = acc
+            out[i, o] += acc
+
+
+# The products every layer uses: loops below SMALL_GEMM multiply-adds (no BLAS call overhead, and each
+# row computed by the same instructions, so identical rows give identical results), chunked BLAS above.
+@njit(cache=True)
+def matmul_add(out, x, W):
+    """out (M, O) += x (M, I) · W (I, O)."""
+    M, I = x.shape
+    O = W.shape[1]
+    if M * I * O >= SMALL_GEMM:
+        gemm_nn(out, x, W)
+        return
+    for m in range(M):
+        for i in range(I):
+            xi = x[m, i]
+            for o in range(O):
+                out[m, o] += xi * W[i, o]
+
+
+@njit(cache=True)
+def matmul_tn_add(out, x, dout):
+    """out (I, O) += x (M, I)ᵀ · dout (M, O), without materialising xᵀ."""
+    M, I = x.shape
+    O = dout.shape[1]
+    if M * I * O >= SMALL_GEMM:
+        gemm_tn(out, x, dout)
+        return
+    for m in range(M):
+        for i in range(I):
+            xi = x[m, i]
+            for o in range(O):
+                out[i, o] += xi * dout[m, o]
+
+
+@njit(cache=True)
+def matmul_nt_add(out, x, W):
+    """out (M, I) += x (M, O) · W (I, O)ᵀ."""
+    M, O = x.shape
+    I = W.shape[0]
+    if M * I * O >= SMALL_GEMM:
+        gemm_nt(out, x, W)
+        return
+    for m in range(M):
+        for i in range(I):
+            acc = 0.0
+            for o in range(O):
+                acc += x[m, o] * W[i, o]
+            out[m, i] += acc
 
 
 @njit(cache=True)
@@ -92,23 +144,12 @@ def dense_forward(out, x, W, b):
     Nothing is cached beyond x (the input) and W.
     Docs: docs/layers/dense.md
     """
-    M, I = x.shape
+    M = x.shape[0]
     O = W.shape[1]
-    if M == 0:
-        return
-    if M * I * O < SMALL_GEMM:
-        for m in range(M):
-            for o in range(O):
-                out[m, o] = b[o]
-            for i in range(I):
-                xi = x[m, i]
-                for o in range(O):
-                    out[m, o] += xi * W[i, o]
-        return
-    gemm_nn(out, x, W, False)
     for m in range(M):
         for o in range(O):
-            out[m, o] += b[o]
+            out[m, o] = b[o]
+    matmul_add(out, x, W)
 
 
 @njit(cache=True)
@@ -124,25 +165,10 @@ def dense_backward(dx, dW, db, dout, x, W):
     so now:      dx += dout Wᵀ;   dW += xᵀ dout;   db += Σ_m dout[m]
     Docs: docs/layers/dense.md
     """
-    M, I = x.shape
+    M = x.shape[0]
     O = W.shape[1]
-    if M == 0:
-        return
-    if M * I * O < SMALL_GEMM:
-        for m in range(M):
-            for i in range(I):
-                acc = 0.0
-                xi = x[m, i]
-                for o in range(O):
-                    acc += dout[m, o] * W[i, o]
-                    dW[i, o] += xi * dout[m, o]
-                dx[m, i] += acc
-        for m in range(M):
-            for o in range(O):
-                db[o] += dout[m, o]
-        return
-    gemm_nt(dx, dout, W, True)
-    gemm_tn(dW, x, dout, True)
+    matmul_nt_add(dx, dout, W)
+    matmul_tn_add(dW, x, dout)
     for m in range(M):
         for o in range(O):
             db[o] += dout[m, o]

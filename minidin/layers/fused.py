@@ -136,13 +136,14 @@ def din_infer_forward(out, hist_goods, hist_cates, hist_offsets, cand_goods, can
     split = pool == POOL_ATTENTION and N >= SPLIT_MIN_ROWS
     Wqd, W2 = _split_first_layer(flat, layout, D, split)
     C = (B + SAMPLES_PER_CHUNK - 1) // SAMPLES_PER_CHUNK
+    # the chunk index is passed as int64 at both calls: one compiled signature of _infer_chunk, not three
     if C == 1:  # one sample or a few: no thread-pool round trip (latency)
-        _infer_chunk(0, out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table, cate_table,
+        _infer_chunk(np.int64(0), out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table, cate_table,
                      goods_bias, flat, state, layout, n_att, att_act, mlp_act, pool, softmax_scale, eps,
                      probabilities, split, Wqd, W2)
     else:
         for c in prange(C):
-            _infer_chunk(c, out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table,
+            _infer_chunk(np.int64(c), out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table,
                          cate_table, goods_bias, flat, state, layout, n_att, att_act, mlp_act, pool, softmax_scale,
                          eps, probabilities, split, Wqd, W2)
 
@@ -205,7 +206,9 @@ def _infer_chunk(c, out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_
                 for o in range(W1.shape[1]):
                     z[n, o] += qz[s, o] + b1[o]
         _activate_rows(z, R, att_act, flat, state, layout, 0, eps)
-        w[:] = _mlp_rows(z, R, 1, n_att - 1, att_act, flat, state, layout, eps)
+        scores = _mlp_rows(z, R, 1, n_att - 1, att_act, flat, state, layout, eps)
+        for n in range(R):  # element loop: an array assignment would add a shape-error path to compile
+            w[n] = scores[n]
         if softmax_scale > 0:
             for s in range(S):
                 lo, hi = hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo
