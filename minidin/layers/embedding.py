@@ -15,10 +15,10 @@ goods id. There is no padding id: every id is a real row.
 Docs: docs/layers/embedding.md
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)  # serial: memory-bound and cheap (docs/benchmarks.md, "Compile")
 def embedding_forward(out, goods_ids, cate_ids, goods_table, cate_table):
     """Gather and concatenate embedding rows.
 
@@ -35,7 +35,7 @@ def embedding_forward(out, goods_ids, cate_ids, goods_table, cate_table):
     M = goods_ids.shape[0]
     Dg = goods_table.shape[1]
     Dc = cate_table.shape[1]
-    for m in prange(M):
+    for m in range(M):
         g = goods_ids[m]
         c = cate_ids[m]
         for d in range(Dg):

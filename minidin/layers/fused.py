@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from .attention import _split_weights
-from .sigmoid import _sigmoid
+from .sigmoid import _sigmoid, dice_gate
 
 ACT_DICE, ACT_PRELU, ACT_SIGMOID = 0, 1, 2
 POOL_ATTENTION, POOL_SUM, POOL_MEAN = 0, 1, 2
@@ -47,7 +47,7 @@ def _weights(flat, layout, r):
     return flat[w0:w0 + n_in * n_out].reshape((n_in, n_out)), flat[b0:b0 + n_out]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # as dice_forward: the Dice gate loop vectorizes
 def _activate_rows(z, rows, act, flat, state, layout, r, eps):
     """z[:rows] = act(z[:rows]) in inference mode (Dice with its running mean and variance)."""
     O = layout[r, L_OUT]
@@ -71,7 +71,7 @@ def _activate_rows(z, rows, act, flat, state, layout, r, eps):
     for m in range(rows):
         for o in range(O):
             v = z[m, o]
-            z[m, o] = v * (alpha[o] + (1.0 - alpha[o]) * _sigmoid((v - mean[o]) * inv[o]))
+            z[m, o] = v * (alpha[o] + (1.0 - alpha[o]) * dice_gate((v - mean[o]) * inv[o]))
 
 
 @njit(cache=True)

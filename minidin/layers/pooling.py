@@ -13,10 +13,10 @@ An empty history pools to the zero vector (no NaN, no padding read).
 
 Docs: docs/layers/pooling.md
 """
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)  # serial: memory-bound and cheap (docs/benchmarks.md, "Compile")
 def pooling_forward(out, weights, hist_emb, hist_offsets):
     """Weighted sum of each sample's behaviour embeddings.
 
@@ -31,7 +31,7 @@ def pooling_forward(out, weights, hist_emb, hist_offsets):
     """
     B = out.shape[0]
     D = out.shape[1]
-    for b in prange(B):
+    for b in range(B):
         for d in range(D):
             out[b, d] = 0.0
         for n in range(hist_offsets[b], hist_offsets[b + 1]):
@@ -40,7 +40,7 @@ def pooling_forward(out, weights, hist_emb, hist_offsets):
                 out[b, d] += w * hist_emb[n, d]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)  # serial: memory-bound and cheap (docs/benchmarks.md, "Compile")
 def pooling_backward(dweights, dhist_emb, dout, weights, hist_emb, hist_offsets):
     """Backward of ``pooling_forward``; accumulates into dweights and dhist_emb.
 
@@ -54,7 +54,7 @@ def pooling_backward(dweights, dhist_emb, dout, weights, hist_emb, hist_offsets)
     """
     B = dout.shape[0]
     D = dout.shape[1]
-    for b in prange(B):
+    for b in range(B):
         for n in range(hist_offsets[b], hist_offsets[b + 1]):
             w = weights[n]
             acc = 0.0
@@ -64,7 +64,7 @@ def pooling_backward(dweights, dhist_emb, dout, weights, hist_emb, hist_offsets)
             dweights[n] += acc
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)  # serial: memory-bound and cheap (docs/benchmarks.md, "Compile")
 def interaction_forward(out, interest, cand_emb):
     """Main MLP input: out[b] = [u_b, i_b, u_b ⊙ i_b].
 
@@ -75,7 +75,7 @@ def interaction_forward(out, interest, cand_emb):
     """
     B = interest.shape[0]
     D = interest.shape[1]
-    for b in prange(B):
+    for b in range(B):
         for d in range(D):
             u = interest[b, d]
             i = cand_emb[b, d]
@@ -84,7 +84,7 @@ def interaction_forward(out, interest, cand_emb):
             out[b, 2 * D + d] = u * i
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)  # serial: memory-bound and cheap (docs/benchmarks.md, "Compile")
 def interaction_backward(dinterest, dcand_emb, dout, interest, cand_emb):
     """Backward of ``interaction_forward``; accumulates into dinterest and dcand_emb.
 
@@ -94,7 +94,7 @@ def interaction_backward(dinterest, dcand_emb, dout, interest, cand_emb):
     """
     B = interest.shape[0]
     D = interest.shape[1]
-    for b in prange(B):
+    for b in range(B):
         for d in range(D):
             u = interest[b, d]
             i = cand_emb[b, d]
