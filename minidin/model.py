@@ -176,6 +176,7 @@ class _DeepInterestModel:
         dt = self.dtype
         self._workspace = {}  # step intermediates, reused across steps (``_buf``)
         self._static = None  # the fused kernel's architecture arguments (``_fused_static``)
+        self._no_bias = np.zeros((0, 1), dtype=dt)  # the fused kernel's goods_bias argument when there is none
         self.params = {
             "goods_emb": (rng.standard_normal((self.n_goods, self.goods_dim)) * self.emb_std).astype(dt),
             "cate_emb": (rng.standard_normal((self.n_cates, self.cate_dim)) * self.emb_std).astype(dt),
@@ -394,7 +395,7 @@ class _DeepInterestModel:
     def _fused_logits(self, batch, probabilities=False):
         P = self.params
         out = np.empty(batch.size, dtype=self.dtype)
-        bias = P["goods_bias"] if self.goods_bias else np.zeros((0, 1), dtype=self.dtype)
+        bias = P["goods_bias"] if self.goods_bias else self._no_bias
         din_infer_forward(out, batch.hist_goods, batch.hist_cates, batch.hist_offsets, batch.cand_goods,
                           batch.cand_cates, P["goods_emb"], P["cate_emb"], bias, self.dense_flat, self.state_flat,
                           *self._fused_static(), probabilities)
