@@ -197,6 +197,18 @@ def test_checker_fails_on_one_percent_error(kernel):
             assert_grad_close(wrong, numeric, name=n)
 
 
+@settings(max_examples=30)
+@given(ids=st.lists(st.integers(0, 20), max_size=300))
+def test_unique_rows_sort_matches_numpy(ids):
+    from minidin.layers.embedding import _argsort
+    ids = np.array(ids, dtype=np.int64)
+    np.testing.assert_array_equal(_argsort(ids), np.argsort(ids, kind="stable"))
+    rows, inv = L.unique_rows(ids)
+    want_rows, want_inv = np.unique(ids, return_inverse=True)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_array_equal(inv, want_inv.ravel())
+
+
 def test_unique_rows():
     rows, inv = L.unique_rows(np.array([4, 1, 4, 0, 1, 1], dtype=np.int64))
     assert rows.tolist() == [0, 1, 4]
