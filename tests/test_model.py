@@ -99,8 +99,7 @@ def test_dice_zero_variance_with_differing_labels():
     batch = minidin.Batch.from_lists([[0], [0], [0]], [[0], [0], [0]], [0, 0, 0], [0, 0, 0], [0, 1, 1])
 
     def worst(eps):
-        m = minidin.DIN(n_goods=1, n_cates=1, goods_dim=3, cate_dim=2, hidden_units=(5, 3), activation="dice",
-                        attention_units=(4, 3), dtype=np.float64, dice_eps=eps)
+        m = make_model("din", "dice", False, n_goods=1, n_cates=1, dice_eps=eps)  # attention units (4, 3)
         spread_params(m, np.random.default_rng(0))
         assert zero_variance_dice_columns(m, batch) == 4 + 3 + 5 + 3
         _, grads = m.loss_and_grad(batch, update_stats=False)
