@@ -19,6 +19,8 @@ Docs: docs/layers/dense.md
 import numpy as np
 from numba import njit, prange
 
+from .blas import NO_TRANS, TRANS, xgemm
+
 SMALL_GEMM = 1 << 16  # below this many multiply-adds, loops instead of BLAS
 GEMM_CHUNK_ROWS = 512  # rows per parallel BLAS call; fixed, so results never depend on the thread count
 
@@ -27,56 +29,49 @@ GEMM_CHUNK_ROWS = 512  # rows per parallel BLAS call; fixed, so results never de
 # Numba's threads (prange). OpenBLAS itself is kept to one thread (minidin/__init__.py): its own pool
 # spinning against Numba's made batch-32 steps 20x slower. Measured on 2 cores at (9000, 256)·(256, 80):
 # 105 GFLOP/s chunked against 62 for one single-threaded call and 86 for OpenBLAS's own 2 threads.
+# BLAS is called directly (blas.py): row offsets, transposes as flags, β = 1 to accumulate in place.
 # Every product accumulates (out += ...): callers that want out = ... start from zeros (or from the bias).
-# One signature per dtype keeps the cold compile down: a bool flag passed as a constant would be typed
-# as a literal, and every literal value would compile the parallel kernel again.
-@njit(cache=True)
-def _add_rows(out, lo, r):
-    """out[lo:lo+len(r)] += r (element loops: an array expression would add a shape-error path to compile)."""
-    for m in range(r.shape[0]):
-        for o in range(r.shape[1]):
-            out[lo + m, o] += r[m, o]
-
-
+# One signature per dtype keeps the cold compile down: a constant flag would be typed as a literal, and
+# every literal value would compile the parallel kernel again, so the transpose flag arrives as np.int64.
 @njit(cache=True, parallel=True)
-def gemm_nn(out, x, W):
-    """out (M, O) += x (M, I) · W (I, O), BLAS per fixed chunk of rows (each row written by one chunk)."""
-    M = x.shape[0]
+def gemm_rows(out, x, W, trans_w):
+    """out (M, P) += x (M, K) · op(W), BLAS per fixed chunk of rows (each row of out written by one chunk).
+
+    op(W) = W (K, P) when trans_w is ``NO_TRANS``, Wᵀ of W (P, K) when ``TRANS``.
+    Column-major, out is P×M: outᵀ += op(W)ᵀ · xᵀ, i.e. ``gemm(op, 'n', P, rows, K, W, x, out)``.
+    """
+    M, K = x.shape
+    P = out.shape[1]
+    if M == 0 or K == 0 or P == 0:
+        return
+    ldw = P if trans_w == NO_TRANS else K
     C = max(1, M // GEMM_CHUNK_ROWS)
     if C == 1:  # one chunk: no parallel region (a thread-pool round trip) around one BLAS call
-        _add_rows(out, 0, np.dot(x, W))
+        xgemm(trans_w, NO_TRANS, P, M, K, W, 0, ldw, x, 0, K, 1.0, out, 0, P)
         return
     for c in prange(C):
         lo, hi = c * M // C, (c + 1) * M // C
-        _add_rows(out, lo, np.dot(x[lo:hi], W))
-
-
-@njit(cache=True)
-def gemm_nt(out, x, W):
-    """out (M, I) += x (M, O) · W (I, O)ᵀ: ``gemm_nn`` on a row-major copy of Wᵀ.
-
-    The copy costs I·O against the product's M·I·O, and keeps ``gemm_nn`` at one compiled
-    signature: the transposed view is a different array layout, a second parallel compile.
-    """
-    gemm_nn(out, x, np.ascontiguousarray(W.T))
+        xgemm(trans_w, NO_TRANS, P, hi - lo, K, W, 0, ldw, x, lo * K, K, 1.0, out, lo * P, P)
 
 
 @njit(cache=True, parallel=True)
 def gemm_tn(out, x, dout):
-    """out (I, O) += x (M, I)ᵀ · dout (M, O): a partial product per fixed chunk of rows, added in chunk order."""
+    """out (I, O) += x (M, I)ᵀ · dout (M, O): a partial product per fixed chunk of rows, added in chunk order.
+
+    Column-major, out is O×I: outᵀ += doutᵀ · x, i.e. ``gemm('n', 't', O, I, rows, dout, x, out)``.
+    """
     M, I = x.shape
     O = dout.shape[1]
+    if M == 0 or I == 0 or O == 0:
+        return
     C = max(1, M // GEMM_CHUNK_ROWS)
     if C == 1:
-        _add_rows(out, 0, np.dot(x.T, dout))
+        xgemm(NO_TRANS, TRANS, O, I, M, dout, 0, O, x, 0, I, 1.0, out, 0, O)
         return
     part = np.empty((C, I, O), dtype=out.dtype)
-    for c in prange(C):
+    for c in prange(C):  # β = 0: BLAS overwrites its slot without reading it
         lo, hi = c * M // C, (c + 1) * M // C
-        r = np.dot(x[lo:hi].T, dout[lo:hi])
-        for i in range(I):
-            for o in range(O):
-                part[c, i, o] = r[i, o]
+        xgemm(NO_TRANS, TRANS, O, I, hi - lo, dout, lo * O, O, x, lo * I, I, 0.0, part, c * I * O, O)
     for i in range(I):
         for o in range(O):
             acc = part[0, i, o]
@@ -93,7 +88,7 @@ def matmul_add(out, x, W):
     M, I = x.shape
     O = W.shape[1]
     if M * I * O >= SMALL_GEMM:
-        gemm_nn(out, x, W)
+        gemm_rows(out, x, W, np.int64(NO_TRANS))
         return
     for m in range(M):
         for i in range(I):
@@ -123,7 +118,7 @@ def matmul_nt_add(out, x, W):
     M, O = x.shape
     I = W.shape[0]
     if M * I * O >= SMALL_GEMM:
-        gemm_nt(out, x, W)
+        gemm_rows(out, x, W, np.int64(TRANS))
         return
     for m in range(M):
         for i in range(I):
