@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .layers._chunks import prange_only
 from .sparse import EMBEDDING_TABLES, SPARSE_TABLES, SparseGrad
 
 REGS = ("none", "l2", "mba")
@@ -41,7 +42,7 @@ REGS = ("none", "l2", "mba")
 DENSE_CHUNK = 16384  # elements per parallel task of the element-wise dense steps
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def adagrad_dense_step(w, acc, g, lr, eps, scale):
     """Adagrad on a flat array: g' = scale·g; acc += g'²; w −= lr·g'/(sqrt(acc)+eps).
 

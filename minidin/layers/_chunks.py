@@ -31,22 +31,16 @@ def chunk_bounds(c, C, M):
     return (c * M) // C, ((c + 1) * M) // C
 
 
-# Zeroed buffers for parallel kernels. Inside a ``parallel=True`` function Numba turns np.zeros/np.ones
-# (and whole-array expressions) into parallel regions of their own: a thread-pool round trip each,
-# which at batch 32 costs more than the arithmetic. Allocating in these serial helpers avoids that.
-@njit(cache=True)
-def zeros_f64(*shape):
-    return np.zeros(shape, dtype=np.float64)
+def prange_only():
+    """The ``parallel=`` option of every parallel kernel: only the explicit ``prange`` loops run in parallel.
 
-
-@njit(cache=True)
-def zeros_like_dtype(like, *shape):
-    return np.zeros(shape, dtype=like.dtype)
-
-
-@njit(cache=True)
-def bools(n, value):
-    out = np.empty(n, dtype=np.bool_)
-    for i in range(n):
-        out[i] = value
-    return out
+    With ``parallel=True`` Numba also turns np.zeros/np.ones, array expressions and
+    slice assignments inside the kernel into parallel regions of their own (a
+    thread-pool round trip each, which at batch 32 costs more than the arithmetic,
+    and each one more to compile), and np.sum-style reductions into per-thread
+    partial sums, which are not reproducible. Every parallel loop in minidin is a
+    ``prange`` written out, with its partials in fixed chunks. A new dict per call:
+    Numba consumes the one it is given.
+    """
+    return dict(prange=True, comprehension=False, reduction=False, inplace_binop=False, setitem=False,
+                numpy=False, stencil=False, fusion=False)

@@ -28,11 +28,11 @@ Docs: docs/layers/attention.md
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import zeros_like_dtype
+from ._chunks import prange_only
 from .dense import matmul_add, matmul_nt_add, matmul_tn_add
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def attention_input_forward(out, cand_emb, hist_emb, hist_offsets):
     """Build the local activation unit's input for every behaviour.
 
@@ -58,7 +58,7 @@ def attention_input_forward(out, cand_emb, hist_emb, hist_offsets):
                 out[n, 3 * D + d] = q * k
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def attention_input_backward(dcand_emb, dhist_emb, dout, cand_emb, hist_emb, hist_offsets):
     """Backward of ``attention_input_forward``; accumulates into dcand_emb and dhist_emb.
 
@@ -87,7 +87,7 @@ def attention_input_backward(dcand_emb, dhist_emb, dout, cand_emb, hist_emb, his
                 dhist_emb[n, d] += g1 - g2 + g3 * q
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def attention_softmax_forward(out, scores, hist_offsets, scale):
     """Softmax of scaled scores within each history (the official code's option).
 
@@ -120,7 +120,7 @@ def attention_softmax_forward(out, scores, hist_offsets, scale):
             out[n] = out[n] / total
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def attention_softmax_backward(dscores, dout, out, hist_offsets, scale):
     """Backward of ``attention_softmax_forward``; accumulates into dscores.
 
@@ -157,7 +157,7 @@ def _split_weights(W, D):
     return Wqd, W2
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def attention_split_forward(out, kx, cand_emb, hist_emb, hist_offsets, W, b):
     """The attention unit's first dense layer on [q, k, q−k, q⊙k], without building that input.
 
@@ -180,7 +180,7 @@ def attention_split_forward(out, kx, cand_emb, hist_emb, hist_offsets, W, b):
     B, D = cand_emb.shape
     H = W.shape[1]
     Wqd, W2 = _split_weights(W, D)
-    qz = zeros_like_dtype(out, B, H)
+    qz = np.zeros((B, H), dtype=out.dtype)
     matmul_add(qz, cand_emb, Wqd)
     for b_ in prange(B):
         for h in range(H):
@@ -195,7 +195,7 @@ def attention_split_forward(out, kx, cand_emb, hist_emb, hist_offsets, W, b):
     matmul_add(out, kx, W2)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, hist_emb, hist_offsets, W):
     """Backward of ``attention_split_forward``; accumulates into dcand_emb, dhist_emb, dW and db.
 
@@ -214,15 +214,15 @@ def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, h
     B, D = cand_emb.shape
     N, H = dout.shape
     Wqd, W2 = _split_weights(W, D)
-    S = zeros_like_dtype(dout, B, H)
+    S = np.zeros((B, H), dtype=dout.dtype)
     for b_ in prange(B):
         for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
             for h in range(H):
                 S[b_, h] += dout[n, h]
     # weight gradients: [A; P] = kxᵀ dz, Cq = qᵀ S
-    AP = zeros_like_dtype(dout, 2 * D, H)
+    AP = np.zeros((2 * D, H), dtype=dout.dtype)
     matmul_tn_add(AP, kx, dout)
-    Cq = zeros_like_dtype(dout, D, H)
+    Cq = np.zeros((D, H), dtype=dout.dtype)
     matmul_tn_add(Cq, cand_emb, S)
     for d in range(D):
         for h in range(H):
@@ -234,9 +234,9 @@ def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, h
         for h in range(H):
             db[h] += S[b_, h]
     # input gradients
-    g = zeros_like_dtype(dout, N, 2 * D)
+    g = np.zeros((N, 2 * D), dtype=dout.dtype)
     matmul_nt_add(g, dout, W2)
-    gq = zeros_like_dtype(dout, B, D)
+    gq = np.zeros((B, D), dtype=dout.dtype)
     matmul_nt_add(gq, S, Wqd)
     for b_ in prange(B):  # rows outer, features inner: contiguous, vectorized
         for d in range(D):

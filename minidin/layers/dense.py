@@ -19,6 +19,7 @@ Docs: docs/layers/dense.md
 import numpy as np
 from numba import njit, prange
 
+from ._chunks import prange_only
 from .blas import NO_TRANS, TRANS, xgemm
 
 SMALL_GEMM = 1 << 16  # below this many multiply-adds, loops instead of BLAS
@@ -33,7 +34,7 @@ GEMM_CHUNK_ROWS = 512  # rows per parallel BLAS call; fixed, so results never de
 # Every product accumulates (out += ...): callers that want out = ... start from zeros (or from the bias).
 # One signature per dtype keeps the cold compile down: a constant flag would be typed as a literal, and
 # every literal value would compile the parallel kernel again, so the transpose flag arrives as np.int64.
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def gemm_rows(out, x, W, trans_w):
     """out (M, P) += x (M, K) · op(W), BLAS per fixed chunk of rows (each row of out written by one chunk).
 
@@ -54,7 +55,7 @@ def gemm_rows(out, x, W, trans_w):
         xgemm(trans_w, NO_TRANS, P, hi - lo, K, W, 0, ldw, x, lo * K, K, 1.0, out, lo * P, P)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def gemm_tn(out, x, dout):
     """out (I, O) += x (M, I)ᵀ · dout (M, O): a partial product per fixed chunk of rows, added in chunk order.
 

@@ -27,11 +27,11 @@ Docs: docs/layers/dice.md
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import bools, chunk_bounds, n_chunks, zeros_f64
+from ._chunks import chunk_bounds, n_chunks, prange_only
 from .sigmoid import dice_gate, round_like
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def _column_stats(x):
     """Per-column mean and biased variance over the rows of x, as float64 (fixed-chunk reductions).
 
@@ -48,8 +48,8 @@ def _column_stats(x):
     """
     M, H = x.shape
     C = n_chunks(M)
-    mean_c = zeros_f64(C, H)
-    m2_c = zeros_f64(C, H)
+    mean_c = np.zeros((C, H), dtype=np.float64)
+    m2_c = np.zeros((C, H), dtype=np.float64)
     lo_v = np.empty((C, H), dtype=np.float64)
     hi_v = np.empty((C, H), dtype=np.float64)
     for c in prange(C):
@@ -70,9 +70,9 @@ def _column_stats(x):
             for h in range(H):
                 d = x[m, h] - mean_c[c, h]
                 m2_c[c, h] += d * d
-    mean = zeros_f64(H)
-    var = zeros_f64(H)
-    const = bools(H, True)
+    mean = np.zeros(H, dtype=np.float64)
+    var = np.zeros(H, dtype=np.float64)
+    const = np.ones(H, dtype=np.bool_)
     if M == 0:
         return mean, var, const
     ulp = np.finfo(x.dtype).eps
@@ -94,7 +94,7 @@ def _column_stats(x):
     return mean, var, const
 
 
-@njit(cache=True, parallel=True, error_model="numpy")  # no ZeroDivisionError check: the gate loop vectorizes
+@njit(cache=True, parallel=prange_only(), error_model="numpy")  # no ZeroDivisionError check: the gate loop vectorizes
 def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, training, momentum, eps):
     """Dice forward, in training (batch statistics) or inference (running averages) mode.
 
@@ -117,7 +117,7 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
     M, H = x.shape
     mean = np.empty(H, dtype=np.float64)  # statistics in float64 for either dtype
     var = np.empty(H, dtype=np.float64)
-    const = bools(H, False)  # columns whose rows are equal up to rounding: x̂ = 0 exactly
+    const = np.zeros(H, dtype=np.bool_)  # columns whose rows are equal up to rounding: x̂ = 0 exactly
     if training:
         mean, var, const = _column_stats(x)
         if momentum > 0 and M > 0:
@@ -142,7 +142,7 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
             out[m, h] = s * (alpha[h] + (1.0 - alpha[h]) * pp)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
     """Backward of ``dice_forward``; accumulates into dx and dalpha.
 
@@ -164,7 +164,7 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
     if M == 0:
         return
     C = n_chunks(M)
-    part = zeros_f64(C, 3, H)  # Σ dx̂, Σ dx̂·x̂, Σ dα per chunk
+    part = np.zeros((C, 3, H), dtype=np.float64)  # Σ dx̂, Σ dx̂·x̂, Σ dα per chunk
     for c in prange(C):
         lo, hi = chunk_bounds(c, C, M)
         for m in range(lo, hi):
@@ -176,8 +176,8 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
                 part[c, 0, h] += dxh
                 part[c, 1, h] += dxh * xhat[m, h]
                 part[c, 2, h] += g * s * (1.0 - pp)
-    mean_dxh = zeros_f64(H)
-    mean_dxh_xh = zeros_f64(H)
+    mean_dxh = np.zeros(H, dtype=np.float64)
+    mean_dxh_xh = np.zeros(H, dtype=np.float64)
     for c in range(C):
         for h in range(H):
             mean_dxh[h] += part[c, 0, h]

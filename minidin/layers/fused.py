@@ -28,6 +28,7 @@ Docs: docs/benchmarks.md
 import numpy as np
 from numba import njit, prange
 
+from ._chunks import prange_only
 from .attention import _split_weights
 from .sigmoid import _sigmoid, dice_gate
 
@@ -105,7 +106,7 @@ def _split_first_layer(flat, layout, D, split):
     return _split_weights(W1, D)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def din_infer_forward(out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table, cate_table,
                       goods_bias, flat, state, layout, n_att, att_act, mlp_act, pool, softmax_scale, eps,
                       probabilities):

@@ -9,13 +9,13 @@ unit, initialised to 0.25 (PyTorch's default).
 
 Docs: docs/layers/activations.md
 """
+import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds, n_chunks, zeros_like_dtype
-import numpy as np
+from ._chunks import chunk_bounds, n_chunks, prange_only
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def prelu_forward(out, x, alpha):
     """out = max(x, 0) + α · min(x, 0), per unit.
 
@@ -32,7 +32,7 @@ def prelu_forward(out, x, alpha):
             out[m, h] = v if v > 0 else alpha[h] * v
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def prelu_backward(dx, dalpha, dout, x, alpha):
     """Backward of ``prelu_forward``; accumulates into dx and dalpha.
 
@@ -47,7 +47,7 @@ def prelu_backward(dx, dalpha, dout, x, alpha):
     """
     M, H = x.shape
     C = n_chunks(M)
-    part = zeros_like_dtype(dalpha, C, H)
+    part = np.zeros((C, H), dtype=dalpha.dtype)
     for c in prange(C):
         lo, hi = chunk_bounds(c, C, M)
         for m in range(lo, hi):

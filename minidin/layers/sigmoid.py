@@ -15,6 +15,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
+from ._chunks import prange_only
+
 
 def round_like(v, like):
     """v rounded to like's precision (float32 for float32 arrays); in pure Python, v itself."""
@@ -96,7 +98,7 @@ def _dice_gate(v):
     return lambda v: _sigmoid(v)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def sigmoid_forward(out, x):
     """out = σ(x), element-wise over a 2-D array.
 
@@ -110,7 +112,7 @@ def sigmoid_forward(out, x):
             out[m, h] = _sigmoid(x[m, h])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def sigmoid_backward(dx, dout, out):
     """Backward of ``sigmoid_forward``; accumulates into dx.
 
