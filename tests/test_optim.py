@@ -168,6 +168,9 @@ def test_errors():
         minidin.SparseAdagrad(m.params, reg="mba", reg_lambda=0.1)
     with pytest.raises(ValueError, match="reg"):
         minidin.SparseAdagrad(m.params, reg="l1")
+    for eps in (0.0, -1e-10, np.nan, np.inf):  # the kernels divide by sqrt(acc) + eps without a zero check
+        with pytest.raises(ValueError, match="eps: must be positive and finite"):
+            minidin.SparseAdagrad(m.params, eps=eps)
     with pytest.raises(ValueError, match=r"counts\['goods_emb'\]: shape"):
         minidin.SparseAdagrad(m.params, reg="mba", counts={"goods_emb": np.ones(3), "cate_emb": np.ones(4)})
     counts = {"goods_emb": np.ones(8, np.int64), "cate_emb": np.ones(4, np.int64)}

@@ -215,7 +215,7 @@ def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, h
     N, H = dout.shape
     Wqd, W2 = _split_weights(W, D)
     S = np.zeros((B, H), dtype=dout.dtype)
-    for b_ in prange(B):
+    for b_ in range(B):  # one read of dz: serial, a parallel region would cost more to start (and compile)
         for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
             for h in range(H):
                 S[b_, h] += dout[n, h]
