@@ -272,11 +272,20 @@ def cmd_bench(args):
     return 0
 
 
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one and the help does not already say it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_commands(sub):
     t = sub.add_parser("train", help="train DIN or the BaseModel (default: DIN on the built-in synthetic data)",
                        description="Train a model, select the best epoch on validation GAUC, and report "
                                    "validation and test AUC/GAUC (next to the oracle on synthetic data).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_DefaultsHelp)
     _add_data_options(t)
     m = t.add_argument_group("model")
     m.add_argument("--model", choices=["din", "base"], default="din")
@@ -324,6 +333,9 @@ def add_commands(sub):
     r.add_argument("--plot", metavar="PNG", default=None,
                    help="draw train/validation loss and AUC per epoch (needs matplotlib: pip install 'minidin[plot]')")
     t.set_defaults(func=cmd_train)
+    for a in t._actions:  # argparse prints no default for an option without help text
+        if a.help is None and a.default is not None:
+            a.help = "default: " + (",".join(map(str, a.default)) if isinstance(a.default, tuple) else "%(default)s")
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on validation and test",
                        description="Print validation and test AUC, GAUC and logloss of a checkpoint (a directory "
