@@ -281,11 +281,18 @@ class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _show_defaults(parser):
+    """Every option's default in --help: argparse prints none for an option without help text."""
+    parser.formatter_class = _DefaultsHelp
+    for a in parser._actions:
+        if a.help is None and a.default is not None:
+            a.help = "default: " + (",".join(map(str, a.default)) if isinstance(a.default, tuple) else "%(default)s")
+
+
 def add_commands(sub):
     t = sub.add_parser("train", help="train DIN or the BaseModel (default: DIN on the built-in synthetic data)",
                        description="Train a model, select the best epoch on validation GAUC, and report "
-                                   "validation and test AUC/GAUC (next to the oracle on synthetic data).",
-                       formatter_class=_DefaultsHelp)
+                                   "validation and test AUC/GAUC (next to the oracle on synthetic data).")
     _add_data_options(t)
     m = t.add_argument_group("model")
     m.add_argument("--model", choices=["din", "base"], default="din")
@@ -333,9 +340,7 @@ def add_commands(sub):
     r.add_argument("--plot", metavar="PNG", default=None,
                    help="draw train/validation loss and AUC per epoch (needs matplotlib: pip install 'minidin[plot]')")
     t.set_defaults(func=cmd_train)
-    for a in t._actions:  # argparse prints no default for an option without help text
-        if a.help is None and a.default is not None:
-            a.help = "default: " + (",".join(map(str, a.default)) if isinstance(a.default, tuple) else "%(default)s")
+    _show_defaults(t)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on validation and test",
                        description="Print validation and test AUC, GAUC and logloss of a checkpoint (a directory "
@@ -361,6 +366,7 @@ def add_commands(sub):
                     help="skip the PyTorch side-by-side columns even when torch is installed")
     bn.add_argument("--json", metavar="PATH", default=None)
     bn.set_defaults(func=cmd_bench)
+    _show_defaults(bn)
 
     pr = sub.add_parser("prepare", help="turn Amazon or MovieLens files into a dataset directory",
                         description="Write a compact dataset directory (data.npz + meta.json) from public files, "
