@@ -18,18 +18,6 @@ from numba.extending import intrinsic, overload
 from ._chunks import prange_only
 
 
-def round_like(v, like):
-    """v rounded to like's precision (float32 for float32 arrays); in pure Python, v itself."""
-    return v
-
-
-@overload(round_like)
-def _round_like(v, like):
-    if isinstance(like, types.Float) and like.bitwidth == 32:
-        return lambda v, like: np.float32(v)
-    return lambda v, like: v
-
-
 @njit(cache=True)
 def _sigmoid(v):
     if v >= 0:
