@@ -24,6 +24,7 @@ from .blas import NO_TRANS, TRANS, xgemm
 
 SMALL_GEMM = 1 << 16  # below this many multiply-adds, loops instead of BLAS
 GEMM_CHUNK_ROWS = 512  # rows per parallel BLAS call; fixed, so results never depend on the thread count
+GEMM_TN_MAX_CHUNKS = 4  # the weight gradient's partial products (chunk count depends only on M)
 
 
 # Large products run as one single-threaded BLAS call per fixed chunk of rows, the chunks spread over
@@ -59,25 +60,29 @@ def gemm_rows(out, x, W, trans_w):
 def gemm_tn(out, x, dout):
     """out (I, O) += x (M, I)ᵀ · dout (M, O): a partial product per fixed chunk of rows, added in chunk order.
 
-    Column-major, out is O×I: outᵀ += doutᵀ · x, i.e. ``gemm('n', 't', O, I, rows, dout, x, out)``.
+    One chunk: column-major, out is O×I, so outᵀ += doutᵀ · x is ``gemm('n', 't', O, I, M, dout, x, out)``.
+    Several: chunk c writes part[c] = (x[rows]ᵀ · dout[rows])ᵀ, i.e. the (I×O) column-major product
+    ``gemm('n', 't', I, O, rows, x, dout, part[c])``; OpenBLAS runs this orientation (the long side I as
+    BLAS's m) about 1.3x faster at (9200, 256)ᵀ·(9200, 80). At most ``GEMM_TN_MAX_CHUNKS`` chunks: each
+    chunk's k (its rows) stays long, and there are still enough chunks for 2-4 threads.
     """
     M, I = x.shape
     O = dout.shape[1]
     if M == 0 or I == 0 or O == 0:
         return
-    C = max(1, M // GEMM_CHUNK_ROWS)
+    C = max(1, min(M // GEMM_CHUNK_ROWS, GEMM_TN_MAX_CHUNKS))
     if C == 1:
         xgemm(NO_TRANS, TRANS, O, I, M, dout, 0, O, x, 0, I, 1.0, out, 0, O)
         return
-    part = np.empty((C, I, O), dtype=out.dtype)
+    part = np.empty((C, O, I), dtype=out.dtype)
     for c in prange(C):  # β = 0: BLAS overwrites its slot without reading it
         lo, hi = c * M // C, (c + 1) * M // C
-        xgemm(NO_TRANS, TRANS, O, I, hi - lo, dout, lo * O, O, x, lo * I, I, 0.0, part, c * I * O, O)
+        xgemm(NO_TRANS, TRANS, I, O, hi - lo, x, lo * I, I, dout, lo * O, O, 0.0, part, c * O * I, I)
     for i in range(I):
         for o in range(O):
-            acc = part[0, i, o]
+            acc = part[0, o, i]
             for c in range(1, C):
-                acc += part[c, i, o]
+                acc += part[c, o, i]
             out[i, o] += acc
 
 
