@@ -40,7 +40,9 @@ def pooling_forward(out, weights, hist_emb, hist_offsets):
                 out[b, d] += w * hist_emb[n, d]
 
 
-@njit(cache=True)  # serial: memory-bound and cheap (docs/benchmarks.md, "Compile")
+# serial: memory-bound and cheap (docs/benchmarks.md, "Compile"). fastmath "reassoc" lets LLVM split the
+# dot product <du_b, e_n> over vector lanes (fixed at compile time: the same bits on every run): ~1.8x faster
+@njit(cache=True, fastmath={"reassoc"})
 def pooling_backward(dweights, dhist_emb, dout, weights, hist_emb, hist_offsets):
     """Backward of ``pooling_forward``; accumulates into dweights and dhist_emb.
 

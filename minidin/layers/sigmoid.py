@@ -86,9 +86,9 @@ def _dice_gate(v):
     return lambda v: _sigmoid(v)
 
 
-@njit(cache=True, parallel=prange_only())
+@njit(cache=True, parallel=prange_only(), error_model="numpy")  # as dice_forward: the loop vectorizes
 def sigmoid_forward(out, x):
-    """out = σ(x), element-wise over a 2-D array.
+    """out = σ(x), element-wise over a 2-D array (float32: Dice's vectorized gate, within 4 ulp).
 
     out: (M, H) float, written; cached for backward
     x:   (M, H) float
@@ -97,7 +97,7 @@ def sigmoid_forward(out, x):
     M, H = x.shape
     for m in prange(M):
         for h in range(H):
-            out[m, h] = _sigmoid(x[m, h])
+            out[m, h] = dice_gate(x[m, h])
 
 
 @njit(cache=True, parallel=prange_only())
