@@ -56,7 +56,7 @@ def _activate_rows(z, rows, act, flat, state, layout, r, eps):
     if act == ACT_SIGMOID:
         for m in range(rows):
             for o in range(O):
-                z[m, o] = dice_gate(z[m, o])
+                z[m, o] = _sigmoid(z[m, o])  # not dice_gate: inlined twice in one kernel, it trips a Numba IR check
         return
     alpha = flat[a0:a0 + O]
     if act == ACT_PRELU:
