@@ -193,19 +193,20 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
             mean_dxh[h] += part[c, 0, h]
             mean_dxh_xh[h] += part[c, 1, h]
             dalpha[h] += part[c, 2, h]
+    # The element loop runs in x's dtype (as in the forward: float32 vectorizes twice as wide); the
+    # sums above stay float64, rounded once into m1, m2. pp − pp² is p(1 − p) without widening.
+    m1 = np.zeros(H, dtype=x.dtype)
+    m2 = np.zeros(H, dtype=x.dtype)
+    ac = np.empty(H, dtype=x.dtype)  # 1 − α
     for h in range(H):  # element loops, not array expressions: those would be parallel regions
         if training:
-            mean_dxh[h] /= M
-            mean_dxh_xh[h] /= M
-        else:
-            mean_dxh[h] = 0.0
-            mean_dxh_xh[h] = 0.0
+            m1[h] = mean_dxh[h] / M
+            m2[h] = mean_dxh_xh[h] / M
+        ac[h] = 1.0 - alpha[h]
     for m in prange(M):
         for h in range(H):
             s = x[m, h]
             g = dout[m, h]
             pp = p[m, h]
-            dxh = g * s * (1.0 - alpha[h]) * pp * (1.0 - pp)
-            dx[m, h] += g * (alpha[h] + (1.0 - alpha[h]) * pp) + inv_std[h] * (
-                dxh - mean_dxh[h] - xhat[m, h] * mean_dxh_xh[h]
-            )
+            dxh = g * s * ac[h] * (pp - pp * pp)
+            dx[m, h] += g * (alpha[h] + ac[h] * pp) + inv_std[h] * (dxh - m1[h] - xhat[m, h] * m2[h])
