@@ -105,15 +105,17 @@ def test_float32_dice_keeps_the_float64_statistics_accuracy_on_a_narrow_column()
     spread over ~40 ulps, x̂ matches the float64 computation from the same float32 inputs to float32
     rounding; a mean rounded to float32 is off by up to half an ulp, a few % of this spread."""
     rng = np.random.default_rng(3)
-    x32 = (np.float32(1.2345678) + rng.integers(0, 40, (257, 1)) * np.spacing(np.float32(1.2345678))).astype(np.float32)
+    c = np.float32(1.2345678)
+    x32 = (c + rng.integers(0, 40, (257, 1)) * np.spacing(c)).astype(np.float32)
     x32 = np.hstack([x32, rng.standard_normal((257, 1)).astype(np.float32)])
-    want = (x32.astype(np.float64) - x32.astype(np.float64).mean(0)) / np.sqrt(x32.astype(np.float64).var(0) + 1e-8)
+    x64 = x32.astype(np.float64)
+    want = (x64 - x64.mean(0)) / np.sqrt(x64.var(0) + 1e-8)
     out, xhat, p, inv = np.empty_like(x32), np.empty_like(x32), np.empty_like(x32), np.empty(2, np.float32)
     L.dice_forward(out, xhat, p, inv, x32, np.full(2, 0.25, np.float32), np.zeros(2, np.float32),
                    np.ones(2, np.float32), True, 0.0, 1e-8)
     np.testing.assert_allclose(xhat, want, rtol=1e-6, atol=1e-6)
-    mean_rounded = np.float32(x32[:, 0].astype(np.float64).mean())
-    naive = (x32[:, 0] - mean_rounded).astype(np.float64) / np.sqrt(x32[:, 0].astype(np.float64).var() + 1e-8)
+    mean_rounded = np.float32(x64[:, 0].mean())
+    naive = (x32[:, 0] - mean_rounded).astype(np.float64) / np.sqrt(x64[:, 0].var() + 1e-8)
     assert np.abs(naive - want[:, 0]).max() > 1e-4  # 100x the tolerance: the case really needs the lo part
 
 

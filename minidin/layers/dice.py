@@ -140,7 +140,7 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
         inv_std[h] = 1.0 / np.sqrt(var[h] + eps)
         mean_hi[h] = mean[h]
         mean_lo[h] = mean[h] - mean_hi[h]
-        r[h] = 0.0 if const[h] else 1.0 / np.sqrt(var[h] + eps)
+        r[h] = 0.0 if const[h] else inv_std[h]
         ac[h] = 1.0 - alpha[h]
     for m in prange(M):
         for h in range(H):

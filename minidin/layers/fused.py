@@ -141,8 +141,8 @@ def din_infer_forward(out, hist_goods, hist_cates, hist_offsets, cand_goods, can
     C = (B + SAMPLES_PER_CHUNK - 1) // SAMPLES_PER_CHUNK
     # the chunk index is passed as int64 at both calls: one compiled signature of _infer_chunk, not three
     if C == 1:  # one sample or a few: no thread-pool round trip (latency)
-        _infer_chunk(np.int64(0), out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table, cate_table,
-                     goods_bias, flat, state, layout, n_att, att_act, mlp_act, pool, softmax_scale, eps,
+        _infer_chunk(np.int64(0), out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table,
+                     cate_table, goods_bias, flat, state, layout, n_att, att_act, mlp_act, pool, softmax_scale, eps,
                      probabilities, split, Wqd, W2)
     else:
         for c in prange(C):
