@@ -1,21 +1,75 @@
-"""One cached training run per JSON file, shared by the reproduce_* scripts (so they can resume)."""
+"""One cached training run per JSON file, shared by the reproduce_* scripts (so they can resume).
+
+Every cached summary carries its provenance under ``"provenance"``: the full training config, the data's
+sha256 (``Dataset.fingerprint``), ``RESULTS_VERSION``, the package version and the git commit that ran it.
+A cached file is reused only when its key, a hash of (config, data sha256, RESULTS_VERSION), matches the
+run asked for: a changed setting, changed data or changed arithmetic runs again, while a commit that
+changes none of them reuses the result. One policy for synthetic and real results.
+
+The rule for ``RESULTS_VERSION``: raise it in the commit that changes what a run computes (the model, the
+loss, an optimizer update, batching or sampling of the data, a metric). A change of floating-point
+evaluation order alone (a faster kernel equal to rounding, tested so) does not raise it: such a change moves
+a run by less than the spread over seeds that the tables report.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
 import time
 
+from minidin import __version__
 from minidin.train import TrainConfig, train
+
+RESULTS_VERSION = 1
+
+
+def git_commit() -> str:
+    """HEAD of the checkout running this, with '+dirty' when tracked files have uncommitted changes."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def run_key(config: dict, data_sha256: str) -> str:
+    text = json.dumps({"config": config, "data": data_sha256, "results_version": RESULTS_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def provenance(cfg: TrainConfig, data_sha256: str) -> dict:
+    config = cfg.to_json()
+    return {"key": run_key(config, data_sha256), "config": config, "data_sha256": data_sha256,
+            "results_version": RESULTS_VERSION, "minidin_version": __version__, "commit": git_commit()}
+
+
+def read_cached(path, key):
+    """The cached summary at ``path`` when it was made by the run ``key`` names, else None."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        summary = json.load(f)
+    return summary if summary.get("provenance", {}).get("key") == key else None
 
 
 def cached_run(path, data, config: dict, label: str):
-    """The summary of ``train(data, TrainConfig(**config))``, read from ``path`` if it is there, else run and saved."""
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
+    """The summary of ``train(data, TrainConfig(**config))``: read from ``path`` when its provenance key
+    matches, else run, and saved there with its provenance."""
+    cfg = TrainConfig(**config)
+    prov = provenance(cfg, data.fingerprint())
+    summary = read_cached(path, prov["key"])
+    if summary is not None:
+        return summary
     t = time.time()
-    summary, _ = train(data, TrainConfig(**config), log=lambda *a: None, progress=None)
+    summary, _ = train(data, cfg, log=lambda *a: None, progress=None)
     summary["wall_seconds"] = time.time() - t
+    summary["provenance"] = prov
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(summary, f)

@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minidin.data import Dataset  # noqa: E402
 from minidin.data.prepare import prepare_amazon, prepare_movielens  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
-from bench._cache import cached_run  # noqa: E402
+from bench._cache import cached_run, read_cached, run_key  # noqa: E402
+from minidin.train import TrainConfig  # noqa: E402
 
 DATASETS = {
     "beauty": lambda root, out: prepare_amazon(out, sequences=os.path.join(root, "amazon-s3rec-5core", "Beauty.txt"),
@@ -61,18 +62,33 @@ def _path(cache, ds_name, name, reg, lam, seed):
     return os.path.join(cache, ds_name, f"{name}-{reg}-{lam:g}-seed{seed}.json")
 
 
+def _config(name, reg, lam, seed):
+    return dict(next(k for n, k in ROWS if n == name), **TRAIN, reg=reg, reg_lambda=lam, seed=seed)
+
+
 def _run_cell(data_dir, cache, ds_name, name, reg, lam, seed):
     """One training run in a worker process (the dataset loads in a second or two)."""
     data = Dataset.load(os.path.join(data_dir, ds_name))
-    kw = dict(next(k for n, k in ROWS if n == name), **TRAIN, reg=reg, reg_lambda=lam, seed=seed)
-    return cached_run(_path(cache, ds_name, name, reg, lam, seed), data, kw,
+    return cached_run(_path(cache, ds_name, name, reg, lam, seed), data, _config(name, reg, lam, seed),
                       f"{ds_name:16s} {name:10s} {reg:4s} lambda={lam:<6g} seed={seed}")
 
 
-def _run_all(pool, data_dir, cells, run=True):
-    """Run the cells not cached yet (in parallel with a pool), then return every cached cell's summary
-    (with run=False, only what is already on disk)."""
-    todo = [c for c in cells if not os.path.exists(_path(*c))]
+def _cached(cell, data_sha):
+    """A cell's cached summary when its provenance key matches this config, data and RESULTS_VERSION (data_sha
+    None, for --no-run without the prepared data: trust the data hash recorded in the file)."""
+    path = _path(*cell)
+    if not os.path.exists(path):
+        return None
+    if data_sha is None:
+        with open(path) as f:
+            data_sha = json.load(f).get("provenance", {}).get("data_sha256", "")
+    return read_cached(path, run_key(TrainConfig(**_config(*cell[2:])).to_json(), data_sha))
+
+
+def _run_all(pool, data_dir, data_sha, cells, run=True):
+    """Run the cells without a valid cached result (in parallel with a pool), then return every valid cached
+    cell's summary (with run=False, only what is already on disk)."""
+    todo = [c for c in cells if _cached(c, data_sha) is None]
     if run and pool is None:
         for c in todo:
             _run_cell(data_dir, *c)
@@ -81,9 +97,9 @@ def _run_all(pool, data_dir, cells, run=True):
             f.result()
     out = {}
     for c in cells:
-        if os.path.exists(_path(*c)):
-            with open(_path(*c)) as f:
-                out[c] = json.load(f)
+        summary = _cached(c, data_sha)
+        if summary is not None:
+            out[c] = summary
     return out
 
 
@@ -111,14 +127,15 @@ def main():
         ddir = os.path.join(args.data_dir, ds_name)
         if not args.no_run and not os.path.exists(os.path.join(ddir, "meta.json")):
             DATASETS[ds_name](args.data_root, ddir)
+        sha = Dataset.load(ddir).fingerprint() if os.path.exists(os.path.join(ddir, "meta.json")) else None
         G = grid(ds_name)
         # phase 1: the unregularized rows, every seed (the main comparison, no tuning needed); phase 2: every
         # λ of the MBA grid on seed 0 (λ is chosen on validation GAUC); phase 3: the chosen λ's other seeds
-        _run_all(pool, args.data_dir,
+        _run_all(pool, args.data_dir, sha,
                  [(args.cache, ds_name, name, "none", 0.0, s) for name, _ in ROWS for s in range(args.seeds)],
                  not args.no_run)
         run_mba = not args.no_run and args.regs == "all"
-        tune = _run_all(pool, args.data_dir, [(args.cache, ds_name, name, reg, lam, 0)
+        tune = _run_all(pool, args.data_dir, sha, [(args.cache, ds_name, name, reg, lam, 0)
                                for name, _ in ROWS for reg, lams in G.items() for lam in lams], run_mba)
         chosen = {}
         for name, _ in ROWS:
@@ -127,7 +144,7 @@ def main():
                 if done:
                     chosen[(name, reg)] = max(done, key=lambda x: tune[(args.cache, ds_name, name, reg, x, 0)]
                                               ["valid"]["gauc"])
-        runs = _run_all(pool, args.data_dir, [(args.cache, ds_name, name, reg, lam, s)
+        runs = _run_all(pool, args.data_dir, sha, [(args.cache, ds_name, name, reg, lam, s)
                                for (name, reg), lam in chosen.items() for s in range(args.seeds)], run_mba)
         base = None
         for (name, reg), lam in chosen.items():

@@ -23,7 +23,7 @@ import numpy as np
 from . import metrics
 from .checkpoint import read_checkpoint, restore_model, save_checkpoint
 from .model import DIN, BaseModel
-from .optim import SGD, SparseAdagrad, feature_counts
+from .optim import SGD, SparseAdagrad
 
 
 class TrainingError(RuntimeError):
@@ -45,6 +45,9 @@ class TrainConfig:
     dtype: str = "float32"
     emb_std: float = 0.1  # std of the embedding initialisation
     goods_bias: bool = False  # per-goods logit bias (the official code's item_b)
+    attention_split: bool = True  # first attention layer split algebraically (same function, fewer FLOPs)
+    dice_momentum: float = 0.1  # Dice running-average momentum
+    dice_eps: float = 1e-8  # Dice's epsilon
     # optimizer
     optimizer: str = "adagrad"  # adagrad | sgd
     lr: float = 0.2
@@ -57,7 +60,7 @@ class TrainConfig:
     batch_size: int = 256
     epochs: int = 8
     patience: int = 2  # epochs without a better validation GAUC before stopping
-    max_history: int | None = None  # most recent behaviours kept per sample
+    max_history: int | None = None  # most recent behaviours kept per sample; None: the dataset's own window
     seed: int = 0
     threads: int | None = None  # Numba threads; None keeps Numba's default
 
@@ -103,10 +106,11 @@ class TrainConfig:
 def build_model(cfg: TrainConfig, n_goods: int, n_cates: int):
     common = dict(n_goods=n_goods, n_cates=n_cates, goods_dim=cfg.goods_dim, cate_dim=cfg.cate_dim,
                   hidden_units=cfg.hidden_units, activation=cfg.activation, dtype=np.dtype(cfg.dtype), seed=cfg.seed,
-                  emb_std=cfg.emb_std, goods_bias=cfg.goods_bias)
+                  emb_std=cfg.emb_std, goods_bias=cfg.goods_bias, dice_momentum=cfg.dice_momentum,
+                  dice_eps=cfg.dice_eps)
     if cfg.model == "din":
         return DIN(attention_units=cfg.attention_units, attention_activation=cfg.attention_activation,
-                   attention_softmax=cfg.attention_softmax, **common)
+                   attention_softmax=cfg.attention_softmax, attention_split=cfg.attention_split, **common)
     return BaseModel(pooling=cfg.pooling, **common)
 
 
@@ -117,10 +121,11 @@ def build_optimizer(cfg: TrainConfig, model, counts):
     return SGD(model.params, **kw)
 
 
-def predict_split(model, dataset, split, batch_size=1024):
-    """(S,) inference-mode click probabilities for every sample of a split."""
+def predict_split(model, dataset, split, batch_size=1024, max_history=None):
+    """(S,) inference-mode click probabilities for every sample of a split (``max_history``: see
+    ``Dataset.batch``; None uses the dataset's own window)."""
     out = np.empty(len(dataset.splits[split]), dtype=np.float64)
-    for idx, batch in dataset.batches(split, batch_size):
+    for idx, batch in dataset.batches(split, batch_size, max_history=max_history):
         out[idx] = model.predict(batch)
     return out
 
@@ -130,10 +135,10 @@ def score(labels, probs, users) -> dict:
             "logloss": metrics.logloss(labels, probs)}
 
 
-def evaluate(model, dataset, split, batch_size=1024) -> dict:
-    """{"auc", "gauc", "logloss"} of a model on one split (inference mode)."""
+def evaluate(model, dataset, split, batch_size=1024, max_history=None) -> dict:
+    """{"auc", "gauc", "logloss"} of a model on one split (inference mode; the window as in ``predict_split``)."""
     s = dataset.splits[split]
-    return score(s.labels, predict_split(model, dataset, split, batch_size), s.users)
+    return score(s.labels, predict_split(model, dataset, split, batch_size, max_history), s.users)
 
 
 def oracle(dataset, split) -> dict | None:
@@ -184,25 +189,40 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
             configuration comes from the checkpoint (``cfg`` is ignored), except that
             ``resume_epochs`` can raise its total number of epochs
     """
-    history, best, bad_epochs, start = [], None, 0, 0
+    arrays = saved = None
     if resume is not None:
-        arrays, meta = read_checkpoint(resume, "last")
-        cfg = TrainConfig.from_json(meta["train_config"])
+        arrays, saved = read_checkpoint(resume, "last")
+        cfg = TrainConfig.from_json(saved["train_config"])
         if resume_epochs is not None:
             cfg.epochs = int(resume_epochs)
     cfg.validate()
+    threads = numba.get_num_threads()
     if cfg.threads is not None:
         numba.set_num_threads(cfg.threads)
-    dataset.max_history = cfg.max_history
-    counts = feature_counts(dataset) if cfg.reg == "mba" else None
-    if resume is not None:
-        model = restore_model(arrays, meta)
+    try:
+        return _train(dataset, cfg, out, log, progress, arrays, saved)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def _train(dataset, cfg, out, log, progress, arrays, saved):
+    """The loop of ``train``; ``arrays``/``saved`` are the checkpoint to resume from (None: a new run)."""
+    history, best, bad_epochs, start = [], None, 0, 0
+    # The window is an argument of every batching call, never written into the caller's dataset: the run's
+    # --max-history when given, else the dataset's own (a prepared dataset's recommended window). A resumed
+    # run keeps the window it started with.
+    window = dataset.window(cfg.max_history)
+    if saved is not None and "max_history" in saved:
+        window = dataset.window(saved["max_history"])
+    counts = dataset.feature_counts("train", window) if cfg.reg == "mba" else None
+    if saved is not None:
+        model = restore_model(arrays, saved)
         opt = build_optimizer(cfg, model, counts)
         opt.load_state_arrays(arrays)
         rng = np.random.default_rng()
-        rng.bit_generator.state = meta["rng_state"]
-        history, best, bad_epochs, start = meta["history"], meta.get("best"), meta["bad_epochs"], meta["epoch"] + 1
-        log(f"resumed from epoch {meta['epoch'] + 1} of {cfg.epochs}")
+        rng.bit_generator.state = saved["rng_state"]
+        history, best, bad_epochs, start = saved["history"], saved.get("best"), saved["bad_epochs"], saved["epoch"] + 1
+        log(f"resumed from epoch {saved['epoch'] + 1} of {cfg.epochs}")
     else:
         model = build_model(cfg, dataset.n_goods, dataset.n_cates)
         opt = build_optimizer(cfg, model, counts)
@@ -213,7 +233,7 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
     samples_seen = sum(h["train_samples"] for h in history)
 
     def meta(epoch):
-        return {"kind": "training", "train_config": cfg.to_json(), "n_goods": dataset.n_goods,
+        return {"kind": "training", "train_config": cfg.to_json(), "max_history": window, "n_goods": dataset.n_goods,
                 "n_cates": dataset.n_cates, "data": dataset.description, "epoch": epoch, "history": history,
                 "best": best, "bad_epochs": bad_epochs, "rng_state": rng.bit_generator.state,
                 "metrics": history[epoch]["metrics"] if history else None, "oracle": oracles}
@@ -225,7 +245,7 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
         bar = _Progress(progress, n_train, epoch, cfg.epochs)
         t0 = time.perf_counter()
         loss_sum, done = 0.0, 0
-        for idx, batch in dataset.batches("train", cfg.batch_size, shuffle=True, rng=rng):
+        for idx, batch in dataset.batches("train", cfg.batch_size, shuffle=True, rng=rng, max_history=window):
             loss, grads = model.loss_and_grad(batch)
             if not math.isfinite(loss):
                 where = f"; the last good checkpoint is in {out}" if out else ""
@@ -239,7 +259,7 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
         bar.update(done, loss_sum / max(done, 1), force=True)
         train_seconds += seconds
         samples_seen += done
-        m = {s: evaluate(model, dataset, s) for s in ("valid", "test")}
+        m = {s: evaluate(model, dataset, s, max_history=window) for s in ("valid", "test")}
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(done, 1), "train_seconds": seconds,
                         "train_samples": done, "lr": opt.lr, "metrics": m})
         improved = best is None or m["valid"]["gauc"] > best["valid"]["gauc"]
@@ -258,6 +278,7 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
             log(f"early stop: no better validation GAUC for {bad_epochs} epoch(s)")
             break
     summary = {"model": cfg.model, "activation": cfg.activation, "reg": cfg.reg, "reg_lambda": cfg.reg_lambda,
+               "max_history": window,
                "epochs_run": len(history), "best_epoch": best["epoch"] if best else None,
                "valid": best["valid"] if best else None, "test": best["test"] if best else None,
                "train_seconds": train_seconds, "train_samples_per_second": samples_seen / max(train_seconds, 1e-9),

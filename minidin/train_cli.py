@@ -9,6 +9,7 @@ From Python, the same run is::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 
@@ -158,7 +159,10 @@ def _checkpoint_and_data(args):
     if data.n_goods > model.n_goods or data.n_cates > model.n_cates:
         raise ValueError(f"data: vocabulary ({data.n_goods} goods, {data.n_cates} categories) is larger than the "
                          f"checkpoint's ({model.n_goods}, {model.n_cates})")
-    data.max_history = meta.get("train_config", {}).get("max_history")
+    # the window the run trained with (older checkpoints: its --max-history, else the dataset's own), applied to
+    # a copy: the loaded dataset object is not changed
+    window = meta["max_history"] if "max_history" in meta else meta.get("train_config", {}).get("max_history")
+    data = dataclasses.replace(data, max_history=data.window(window))
     return path, meta, model, data
 
 
@@ -329,7 +333,8 @@ def add_commands(sub):
     r.add_argument("--patience", type=int, default=2, help="stop after this many epochs without a better "
                                                            "validation GAUC")
     r.add_argument("--max-history", type=_positive_int, default=None,
-                   help="keep only the most recent behaviours of each history (default: all)")
+                   help="keep only the most recent behaviours of each history, for this run (default: the "
+                        "dataset's own window, set by 'minidin prepare --max-history'; none on synthetic data)")
     r.add_argument("--seed", type=int, default=0, help="model initialisation and shuffling seed")
     r.add_argument("--threads", type=_positive_int, default=None, help="Numba threads (default: all cores)")
     r.add_argument("--out", metavar="DIR", default=None, help="write best.npz/.json and last.npz/.json here")

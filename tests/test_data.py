@@ -14,30 +14,41 @@ def data():
     return make_synthetic(**SMALL)
 
 
-def window(d, split, i):
+def window(d, split, i, max_history=None):
     s = d.splits[split]
     u, e = s.users[i], s.ends[i]
-    start = 0 if d.max_history is None else max(0, e - d.max_history)
+    mh = d.max_history if max_history is None else max_history
+    start = 0 if mh is None else max(0, e - mh)
     lo = d.seq_offsets[u]
     return d.seq_goods[lo + start:lo + e], d.seq_cates[lo + start:lo + e]
 
 
 @pytest.mark.parametrize("max_history", [None, 1, 3])
 def test_batch_windows_match_a_python_loop(data, max_history):
-    data.max_history = max_history
-    try:
-        idx = np.array([5, 0, 17, 3, 3])
-        b = data.batch("train", idx)
-        s = data.splits["train"]
-        for k, i in enumerate(idx):
-            g, c = window(data, "train", i)
-            lo, hi = b.hist_offsets[k], b.hist_offsets[k + 1]
-            assert b.hist_goods[lo:hi].tolist() == g.tolist() and b.hist_cates[lo:hi].tolist() == c.tolist()
-            assert b.cand_goods[k] == s.cand_goods[i] and b.labels[k] == s.labels[i] and b.users[k] == s.users[i]
-            if max_history:
-                assert hi - lo <= max_history
-    finally:
-        data.max_history = None
+    idx = np.array([5, 0, 17, 3, 3])
+    b = data.batch("train", idx, max_history=max_history)
+    s = data.splits["train"]
+    for k, i in enumerate(idx):
+        g, c = window(data, "train", i, max_history)
+        lo, hi = b.hist_offsets[k], b.hist_offsets[k + 1]
+        assert b.hist_goods[lo:hi].tolist() == g.tolist() and b.hist_cates[lo:hi].tolist() == c.tolist()
+        assert b.cand_goods[k] == s.cand_goods[i] and b.labels[k] == s.labels[i] and b.users[k] == s.users[i]
+        if max_history:
+            assert hi - lo <= max_history
+    assert data.max_history is None  # an argument of the call, never written into the dataset
+
+
+def test_the_dataset_window_is_the_default_and_an_argument_overrides_it(data):
+    import dataclasses
+
+    d3 = dataclasses.replace(data, max_history=3)
+    lengths = d3.batch("train").lengths
+    assert lengths.max() == 3 and np.array_equal(lengths, data.batch("train", max_history=3).lengths)
+    assert d3.batch("train", max_history=1).lengths.max() == 1 and d3.max_history == 3
+    assert data.batch("train").lengths.max() > 3
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="max_history"):
+            data.batch("train", [0], max_history=bad)
 
 
 def test_batches_cover_the_split_once_and_shuffle_deterministically(data):
@@ -53,19 +64,17 @@ def test_batches_cover_the_split_once_and_shuffle_deterministically(data):
 
 def test_feature_counts_match_brute_force(data):
     for mh in (None, 2):
-        data.max_history = mh
-        counts = minidin.feature_counts(data)
+        counts = data.feature_counts("train", mh) if mh else minidin.feature_counts(data)
         want_g, want_c = np.zeros(data.n_goods, int), np.zeros(data.n_cates, int)
         s = data.splits["train"]
         for i in range(len(s)):
-            g, c = window(data, "train", i)
+            g, c = window(data, "train", i, mh)
             for j in set(g.tolist()) | {int(s.cand_goods[i])}:
                 want_g[j] += 1
             for j in set(c.tolist()) | {int(s.cand_cates[i])}:
                 want_c[j] += 1
         assert counts["goods_emb"].tolist() == want_g.tolist()
         assert counts["cate_emb"].tolist() == want_c.tolist()
-    data.max_history = None
 
 
 def test_generator_is_deterministic_and_seeded():

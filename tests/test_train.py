@@ -206,3 +206,35 @@ def test_cli_goods_bias_and_optimizer_options_reach_the_model_and_checkpoint(tmp
     assert model.params["goods_bias"].shape == (model.n_goods, 1) and np.any(model.params["goods_bias"] != 0)
     assert main(["evaluate", str(out), "--json", str(ev)]) == 0
     assert json.loads(ev.read_text())["test"] == json.loads(js.read_text())["test"]
+
+
+def _fingerprint(d):
+    """Every attribute of a Dataset, arrays by content: equal before and after means untouched."""
+    arrays = [d.seq_goods, d.seq_cates, d.seq_offsets]
+    for s in d.splits.values():
+        arrays += [s.users, s.ends, s.cand_goods, s.cand_cates, s.labels]
+    return (d.max_history, d.n_goods, d.n_cates, json.dumps(d.description, sort_keys=True),
+            [a.tobytes() for a in arrays])
+
+
+def test_train_and_evaluate_leave_the_dataset_and_thread_count_unchanged(tmp_path):
+    import dataclasses
+
+    import numba
+
+    data = dataclasses.replace(make_synthetic(**DATA), max_history=3)  # a dataset with its own window
+    before, threads = _fingerprint(data), numba.get_num_threads()
+    # the dataset's window is the default: the run's checkpoint records 3 and MBA counts use it
+    s, model = train(data, TrainConfig(**dict(SMALL, epochs=1, reg="mba", reg_lambda=0.1, threads=1)),
+                     out=tmp_path / "a", log=quiet, progress=None)
+    assert s["max_history"] == 3 and read_checkpoint(tmp_path / "a", "best")[1]["max_history"] == 3
+    assert _fingerprint(data) == before and numba.get_num_threads() == threads
+    # an override is for that run only
+    s2, _ = train(data, TrainConfig(**dict(SMALL, epochs=1, max_history=5)), log=quiet, progress=None)
+    assert s2["max_history"] == 5 and _fingerprint(data) == before
+    evaluate(model, data, "test")
+    evaluate(model, data, "valid", max_history=1)
+    assert _fingerprint(data) == before
+    # the window changes what the model sees: the same model scored on 1 vs 3 behaviours differs
+    assert evaluate(model, data, "test") == s["test"]
+    assert evaluate(model, data, "test", max_history=1) != s["test"]

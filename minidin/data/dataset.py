@@ -13,6 +13,7 @@ grows linearly. ``Split`` holds the samples of one split (train/valid/test).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -90,8 +91,17 @@ class Dataset:
     def has_oracle(self):
         return all(s.probs is not None for s in self.splits.values())
 
-    def _window(self):
-        return np.iinfo(np.int64).max // 4 if self.max_history is None else int(self.max_history)
+    def window(self, max_history=None) -> int | None:
+        """The history window in force: ``max_history`` when given (one run's override), else the
+        dataset's own (``None``: unlimited). Checked here, so every batching path rejects a bad one."""
+        w = self.max_history if max_history is None else max_history
+        if w is not None and (isinstance(w, bool) or int(w) != w or w < 1):
+            raise ValueError(f"max_history: must be a positive integer, got {w!r}")
+        return None if w is None else int(w)
+
+    def _span(self, max_history):
+        w = self.window(max_history)
+        return np.iinfo(np.int64).max // 4 if w is None else w
 
     def validate(self):
         """Check every array before any kernel sees it; ValueError names the field."""
@@ -126,12 +136,15 @@ class Dataset:
                 raise ValueError(f"{name}.labels: must be 0 or 1")
 
     # ------------------------------------------------------------------ batching
-    def batch(self, split: str, idx=None) -> Batch:
-        """The samples ``idx`` (default: all) of a split as one ``Batch``, built without per-behaviour loops."""
+    def batch(self, split: str, idx=None, max_history=None) -> Batch:
+        """The samples ``idx`` (default: all) of a split as one ``Batch``, built without per-behaviour loops.
+
+        ``max_history`` overrides the dataset's own window for this call only (the dataset is never changed).
+        """
         s = self.splits[split]
         idx = np.arange(len(s)) if idx is None else np.asarray(idx, dtype=np.int64)
         users, ends = s.users[idx], s.ends[idx]
-        starts = np.maximum(0, ends - self._window())
+        starts = np.maximum(0, ends - self._span(max_history))
         lengths = ends - starts
         offsets = np.zeros(len(idx) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -140,8 +153,10 @@ class Dataset:
         return Batch(self.seq_goods[pos], self.seq_cates[pos], offsets, s.cand_goods[idx], s.cand_cates[idx],
                      s.labels[idx], users)
 
-    def batches(self, split: str, batch_size: int, shuffle: bool = False, rng=None):
-        """Yield ``(idx, Batch)`` over a split; ``shuffle`` needs an explicit ``np.random.Generator``."""
+    def batches(self, split: str, batch_size: int, shuffle: bool = False, rng=None, max_history=None):
+        """Yield ``(idx, Batch)`` over a split; ``shuffle`` needs an explicit ``np.random.Generator``;
+        ``max_history`` as in ``batch``."""
+        self.window(max_history)
         if batch_size < 1:
             raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
         S = len(self.splits[split])
@@ -152,20 +167,37 @@ class Dataset:
             order = rng.permutation(S)
         for lo in range(0, S, batch_size):
             idx = order[lo:lo + batch_size]
-            yield idx, self.batch(split, idx)
+            yield idx, self.batch(split, idx, max_history)
 
     # ------------------------------------------------------------------ statistics
-    def feature_counts(self, split: str = "train") -> dict:
-        """n_j per table: the number of samples of ``split`` whose history window or candidate contains id j."""
+    def feature_counts(self, split: str = "train", max_history=None) -> dict:
+        """n_j per table: the number of samples of ``split`` whose history window or candidate contains id j
+        (the window as in ``batch``)."""
         s = self.splits[split]
         out = {}
         for table, seq, cand, V in (("goods_emb", self.seq_goods, s.cand_goods, self.n_goods),
                                     ("cate_emb", self.seq_cates, s.cand_cates, self.n_cates)):
             counts = np.zeros(V, dtype=np.int64)
-            _count_presence(counts, seq, self.seq_offsets, s.users, s.ends, cand, self._window(),
+            _count_presence(counts, seq, self.seq_offsets, s.users, s.ends, cand, self._span(max_history),
                             np.full(V, -1, dtype=np.int64))
             out[table] = counts
         return out
+
+    def fingerprint(self) -> str:
+        """sha256 of the data's content (sequences, every split, vocabulary sizes, window): equal fingerprints
+        mean the same samples, whatever file or process they came from. Recorded by checkpoints and cached
+        results."""
+        h = hashlib.sha256()
+        h.update(json.dumps([self.n_goods, self.n_cates, self.max_history, sorted(self.splits)]).encode())
+        arrays = [self.seq_goods, self.seq_cates, self.seq_offsets]
+        for name in sorted(self.splits):
+            s = self.splits[name]
+            arrays += [s.users, s.ends, s.cand_goods, s.cand_cates, s.labels]
+        for a in arrays:
+            a = np.ascontiguousarray(a, dtype=np.float64 if a.dtype.kind == "f" else np.int64)
+            h.update(str(a.shape).encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
 
     def summary(self) -> dict:
         d = {"n_users": self.n_users, "n_goods": self.n_goods, "n_cates": self.n_cates,
