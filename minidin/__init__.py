@@ -13,15 +13,16 @@ import os
 # yourself before importing minidin (or scipy.linalg).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .batch import Batch  # noqa: E402
-from .model import DIN, BaseModel  # noqa: E402
-from .sparse import SparseGrad  # noqa: E402
-
 __version__ = "0.1.0"
 
 from . import metrics  # noqa: E402
-from .checkpoint import load  # noqa: E402
+from .batch import Batch  # noqa: E402
+from .checkpoint import load, save  # noqa: E402
+from .config import ModelConfig  # noqa: E402
+from .model import DIN, BaseModel, DeepInterestModel  # noqa: E402
 from .optim import SGD, SparseAdagrad, feature_counts  # noqa: E402
+from .params import Grads, Params  # noqa: E402
+from .sparse import SparseGrad  # noqa: E402
 
-__all__ = ["Batch", "DIN", "BaseModel", "SparseGrad", "SparseAdagrad", "SGD", "feature_counts", "load", "metrics",
-           "__version__"]
+__all__ = ["Batch", "DIN", "BaseModel", "DeepInterestModel", "ModelConfig", "Params", "Grads", "SparseGrad",
+           "SparseAdagrad", "SGD", "feature_counts", "load", "save", "metrics", "__version__"]

@@ -15,41 +15,25 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from . import __version__
+from .config import ModelConfig
+from .io import atomic_write
+from .model import from_config
 
 FORMAT = "minidin-checkpoint-1"
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path, write):
-    """Call ``write(file_object)`` on a temp file next to ``path``, fsync, then rename over ``path``."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def save(model, path):
+    """Write a model's weights, Dice running averages and config to ``path`` (.npz, atomically);
+    ``minidin.load(path)`` reads it back."""
+    save_checkpoint(path, model, {"kind": "model"})
 
 
 def save_checkpoint(path, model, meta: dict, optimizer=None):
-    """Write ``path`` (.npz) and the JSON beside it, atomically."""
+    """Write ``path`` (.npz) and the JSON beside it, atomically (model, optimizer state and ``meta``)."""
     if not str(path).endswith(".npz"):
         raise ValueError(f"checkpoint: path must end in .npz, got {path}")
     meta = dict(meta, format=FORMAT, version=__version__, model_config=model.config())
@@ -89,16 +73,17 @@ def read_checkpoint(path, name="best"):
 
 
 def model_from_config(cfg: dict):
-    from .model import DIN, BaseModel
-
-    cfg = dict(cfg)
-    kind = cfg.pop("model")
-    cfg["dtype"] = np.dtype(cfg["dtype"])
-    return (DIN if kind == "din" else BaseModel)(**cfg)
+    """The model a checkpoint's ``model_config`` describes, field for field (ModelConfig checks it)."""
+    return from_config(ModelConfig.from_json(cfg))
 
 
 def restore_model(arrays, meta, path="checkpoint"):
-    model = model_from_config(meta["model_config"])
+    if "model_config" not in meta:
+        raise ValueError(f"checkpoint: {path} is corrupt: missing model_config")
+    try:
+        model = model_from_config(meta["model_config"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint: {path} has a bad model_config: {e}") from None
     for group, target in (("param", model.params), ("state", model.state)):
         for n, dst in target.items():
             key = f"{group}/{n}"

@@ -21,37 +21,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------------- gradcheck
-def random_check_setup(model="din", activation="dice", attention_softmax=False, seed=0, pooling="sum"):
-    """A small float64 model and an adversarial batch for a whole-model gradient check.
-
-    The batch has 5 samples over a 6-goods / 3-category vocabulary: an empty
-    history, a history of one, repeated ids inside a history and shared with
-    candidates. Parameters are drawn N(0, 0.5²) (α stays 0.25) so that every
-    gradient is far from zero and the relative error means something.
-    """
-    from .batch import Batch
-    from .model import DIN, BaseModel
-
-    rng = np.random.default_rng(seed)
-    common = dict(n_goods=6, n_cates=3, goods_dim=3, cate_dim=2, hidden_units=(5, 3), activation=activation,
-                  dtype=np.float64, seed=seed)
-    if model == "din":
-        m = DIN(attention_units=(4, 3), attention_softmax=attention_softmax, **common)
-    else:
-        m = BaseModel(pooling=pooling, **common)
-    for name, p in m.params.items():
-        if not name.endswith(".alpha"):
-            p[...] = rng.standard_normal(p.shape) * 0.5
-    lengths = [3, 0, 1, 4, 2]
-    goods = rng.integers(0, 6, sum(lengths))
-    goods[1] = goods[0]  # a repeated id inside one history
-    batch = Batch(goods, rng.integers(0, 3, sum(lengths)), np.concatenate([[0], np.cumsum(lengths)]),
-                  np.r_[goods[0], rng.integers(0, 6, 4)], rng.integers(0, 3, 5), [1, 0, 1, 0, 1])
-    return m, batch
-
-
 def cmd_gradcheck(args):
-    from .gradcheck import ATOL, RTOL, check_model, format_reports
+    from .gradcheck import ATOL, RTOL, check_model, format_reports, random_check_setup
 
     m, batch = random_check_setup(args.model, args.activation, args.attention_softmax, args.seed, args.pooling)
     print(f"minidin gradcheck: {m!r}")
@@ -72,6 +43,8 @@ def cmd_gradcheck(args):
 
 # ---------------------------------------------------------------------------- parser
 def build_parser():
+    from .config import choices, default
+
     p = _Parser(prog="minidin", description="A from-scratch Deep Interest Network in NumPy + Numba.")
     p.add_argument("--version", action="version", version=f"minidin {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -79,10 +52,10 @@ def build_parser():
     g = sub.add_parser("gradcheck", help="check every gradient of a small random model by finite differences",
                        description="Run the whole-model finite-difference check on a random small float64 model "
                                    "and print the max relative error per parameter. Exits 1 above tolerance.")
-    g.add_argument("--model", choices=["din", "base"], default="din")
-    g.add_argument("--activation", choices=["dice", "prelu", "sigmoid"], default="dice")
+    g.add_argument("--model", choices=choices("model"), default=default("model"))
+    g.add_argument("--activation", choices=choices("activation"), default=default("activation"))
     g.add_argument("--attention-softmax", action="store_true", help="softmax over each history (official code)")
-    g.add_argument("--pooling", choices=["sum", "mean"], default="sum", help="BaseModel pooling")
+    g.add_argument("--pooling", choices=choices("pooling"), default=default("pooling"), help="BaseModel pooling")
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=cmd_gradcheck)
 

@@ -14,8 +14,12 @@ Regularization of the embedding tables (dense parameters are never regularized):
   the mini-batch (α_mj = 1, however often it occurs), add λ · w_j / n_j to its
   gradient, where n_j = ``counts[table][j]`` is the number of *training samples*
   that contain id j (history or candidate, once per sample, over the whole
-  training set: see ``feature_counts``). Summed over an epoch this is about the
-  full L2 penalty λ·w_j, since id j is present in about n_j / B ... n_j batches.
+  training set: see ``feature_counts``). Summed over an epoch of S samples in
+  batches of B, the term is λ·w_j·b_j/n_j, where b_j ≤ min(n_j, S/B) is the
+  number of batches that contain j. A rare id sits in n_j different batches,
+  so it gets about the full λ·w_j per epoch; an id in nearly every batch gets
+  λ·w_j·(S/B)/n_j, weaker by the number of its samples per batch, n_j·B/S
+  (docs/optimizer.md has measured figures).
 - ``"l2"``: the plain penalty λ·w over every row of every table, every step. It
   touches all V rows (the cost the paper avoids); per epoch it is about as many
   times stronger than MBA at the same λ as there are batches, so tune λ per reg.
@@ -33,7 +37,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .sparse import EMBEDDING_TABLES, SPARSE_TABLES, SparseGrad
+from .params import Grads, Params
+from .sparse import EMBEDDING_TABLES, SparseGrad
 
 REGS = ("none", "l2", "mba")
 
@@ -107,128 +112,83 @@ def sgd_rows_step(table, rows, values, reg_coef, lr, scale):
 
 
 def feature_counts(train_data, n_goods=None, n_cates=None) -> dict:
-    """n_j for MBA: {"goods_emb": int64 (n_goods,), "cate_emb": int64 (n_cates,)}.
+    """n_j for MBA (``minidin.data.counts.feature_counts``; kept here for ``minidin.feature_counts``)."""
+    from .data.counts import feature_counts as counts
 
-    ``train_data`` is a ``minidin.data.Dataset`` (its train split, with its
-    ``max_history`` window; the vocabulary sizes are the dataset's) or a
-    ``Batch`` or list of Batches (the vocabulary sizes default to the largest id
-    + 1; pass the model's). Each sample counts an id once, whether it appears in
-    the history, as the candidate, or several times.
-    """
-    from .batch import Batch
-    from .data.dataset import Dataset
+    return counts(train_data, n_goods, n_cates)
 
-    if isinstance(train_data, Dataset):
-        return train_data.feature_counts("train")
-    batches = [train_data] if isinstance(train_data, Batch) else list(train_data)
-    if not batches or not all(isinstance(b, Batch) for b in batches):
-        raise ValueError("train_data: expected a Dataset, a Batch or a list of Batches")
-    need_g = max(int(max(b.hist_goods.max(initial=0), b.cand_goods.max())) for b in batches) + 1
-    need_c = max(int(max(b.hist_cates.max(initial=0), b.cand_cates.max())) for b in batches) + 1
-    n_goods, n_cates = n_goods or need_g, n_cates or need_c
-    if n_goods < need_g or n_cates < need_c:
-        raise ValueError(f"n_goods/n_cates: the batches hold ids up to {need_g - 1} / {need_c - 1}")
-    out = {"goods_emb": np.zeros(n_goods, np.int64), "cate_emb": np.zeros(n_cates, np.int64)}
-    for b in batches:
-        seg = np.repeat(np.arange(b.size), b.lengths)
-        for table, h, c in (("goods_emb", b.hist_goods, b.cand_goods), ("cate_emb", b.hist_cates, b.cand_cates)):
-            pairs = np.unique(np.stack([np.r_[seg, np.arange(b.size)], np.r_[h, c]]), axis=1)
-            out[table] += np.bincount(pairs[1], minlength=out[table].shape[0])
-    return out
+
+def _finite(name, v, lo, lo_open=False, optional=False):
+    from .config import _real
+
+    if optional and v is None:
+        return None
+    return _real(name, v, lo, lo_open=lo_open)
 
 
 class _Optimizer:
+    """Shared by SparseAdagrad and SGD: checks, regularization coefficients, clipping, the step's order."""
+
     def __init__(self, params, lr, reg, reg_lambda, counts, clip_norm):
-        if not isinstance(params, dict) or not params:
-            raise ValueError("params: expected the model's params dict")
+        if not isinstance(params, Params):
+            raise TypeError(f"params: expected the model's params (a minidin.Params), got {type(params).__name__}")
         if reg not in REGS:
-            raise ValueError(f"reg: must be one of {REGS}, got {reg!r}")
-        if lr <= 0:
-            raise ValueError(f"lr: must be positive, got {lr}")
-        if reg_lambda < 0:
-            raise ValueError(f"reg_lambda: must be non-negative, got {reg_lambda}")
-        if clip_norm is not None and clip_norm <= 0:
-            raise ValueError(f"clip_norm: must be positive, got {clip_norm}")
-        self.params, self.lr, self.reg, self.reg_lambda, self.clip_norm = params, float(lr), reg, float(reg_lambda), clip_norm
-        self.tables = [t for t in SPARSE_TABLES if t in params]
-        self.reg_tables = [t for t in EMBEDDING_TABLES if t in params]
+            raise ValueError(f"reg: must be one of {', '.join(REGS)}; got {reg!r}")
+        self.params = params
+        self.lr = _finite("lr", lr, 0.0, lo_open=True)
+        self.reg, self.reg_lambda = reg, _finite("reg_lambda", reg_lambda, 0.0)
+        self.clip_norm = _finite("clip_norm", clip_norm, 0.0, lo_open=True, optional=True)
+        self.reg_tables = [t for t in EMBEDDING_TABLES if t in params.tables]
+        self.counts = None
         if reg == "mba":
             if counts is None:
                 raise ValueError("counts: reg='mba' needs feature counts (minidin.feature_counts(train_data))")
+            self.counts = {}
             for t in self.reg_tables:
                 if t not in counts:
                     raise ValueError(f"counts: missing {t!r}")
                 n = np.asarray(counts[t])
                 if n.shape != (params[t].shape[0],):
                     raise ValueError(f"counts[{t!r}]: shape {n.shape}, expected ({params[t].shape[0]},)")
-            self.counts = {t: np.asarray(counts[t], dtype=np.int64) for t in self.reg_tables}
-        else:
-            self.counts = None
+                if n.dtype.kind not in "iuf" or not np.all(np.isfinite(n)) or np.any(n < 0) or np.any(n != np.floor(n)):
+                    raise ValueError(f"counts[{t!r}]: must be non-negative whole numbers of samples")
+                self.counts[t] = n.astype(np.int64)
         self.steps = 0
-        self._flat = self._flat_layout(params)
-
-    def _flat_layout(self, params):
-        """(base, lo, hi, offsets) when every dense parameter is a C-contiguous view of one 1-D buffer,
-        back to back in dict order (the models' ``dense_flat``); None otherwise. Then a step updates all
-        of them with one kernel call instead of one per parameter."""
-        dense = [n for n in params if n not in self.tables]
-        if not dense:
-            return None
-        base = params[dense[0]].base
-        if base is None or base.ndim != 1 or not base.flags.c_contiguous:
-            return None
-        item, start, offsets = base.itemsize, base.ctypes.data, {}
-        for n in dense:
-            p = params[n]
-            if p.base is not base or not p.flags.c_contiguous:
-                return None
-            offsets[n] = (p.ctypes.data - start) // item
-        pos = offsets[dense[0]]
-        for n in dense:
-            if offsets[n] != pos:
-                return None
-            pos += params[n].size
-        return base, offsets[dense[0]], pos, offsets
-
-    def _flat_grads(self, grads):
-        """The 1-D gradient buffer laid out like the parameters' (the models return one), or None."""
-        if self._flat is None:
-            return None
-        _, lo, hi, offsets = self._flat
-        names = list(offsets)
-        g0 = grads[names[0]]
-        gb = g0.base
-        if gb is None or gb.ndim != 1 or gb.dtype != self._flat[0].dtype or not gb.flags.c_contiguous:
-            return None
-        start = g0.ctypes.data  # where the first parameter's gradient, hence the flat region, begins
-        for n in names:
-            g = grads[n]
-            if g.base is not gb or not g.flags.c_contiguous or g.ctypes.data - start != (offsets[n] - lo) * gb.itemsize:
-                return None
-        first = (start - gb.ctypes.data) // gb.itemsize
-        if first + (hi - lo) > gb.size:
-            return None
-        return gb[first:first + (hi - lo)]
 
     def _check_grads(self, grads):
-        for name in self.params:
-            if name not in grads:
-                raise ValueError(f"grads: missing {name!r}")
-            g = grads[name]
-            if name in self.tables:
-                if not isinstance(g, SparseGrad):
-                    raise ValueError(f"grads[{name!r}]: expected a SparseGrad")
-            elif g.shape != self.params[name].shape:
-                raise ValueError(f"grads[{name!r}]: shape {g.shape}, expected {self.params[name].shape}")
+        """Every gradient matches its parameter before anything moves: ValueError names the parameter."""
+        if not isinstance(grads, Grads):
+            raise TypeError(f"grads: expected a minidin.Grads (model.loss_and_grad), got {type(grads).__name__}")
+        P = self.params
+        if grads.layout != P.layout or grads.dense.shape != P.dense.shape:
+            raise ValueError("grads: dense layout differs from the parameters' (a gradient of another model?)")
+        if set(grads.tables) != set(P.tables):
+            raise ValueError(f"grads: tables {sorted(grads.tables)}, expected {sorted(P.tables)}")
+        for name, g in grads.tables.items():
+            V, width = P.tables[name].shape
+            if not isinstance(g, SparseGrad):
+                raise TypeError(f"grads[{name!r}]: expected a SparseGrad")
+            r, v = np.asarray(g.rows), np.asarray(g.values)
+            if r.ndim != 1 or r.dtype.kind not in "iu" or v.shape != (r.shape[0], width):
+                raise ValueError(f"grads[{name!r}]: rows (U,) integer and values (U, {width}), got rows "
+                                 f"{r.shape} {r.dtype} and values {v.shape}")
+            if r.size and (r[0] < 0 or r[-1] >= V or np.any(np.diff(r) <= 0)):
+                raise ValueError(f"grads[{name!r}]: rows must be sorted, unique and in [0, {V})")
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"grads[{name!r}]: contains NaN or infinity")
+        if not np.all(np.isfinite(grads.dense)):
+            bad = int(np.flatnonzero(~np.isfinite(grads.dense))[0])
+            name = next(n for n, _ in reversed(P.layout) if P.offsets[n] <= bad)
+            raise ValueError(f"grads[{name!r}]: contains NaN or infinity")
 
     def _scale(self, grads):
         """Global-norm clipping factor (1.0 without clipping)."""
         if self.clip_norm is None:
             return 1.0
-        sq = 0.0
-        for name, g in grads.items():
-            v = g.values if isinstance(g, SparseGrad) else g
-            sq += float(np.dot(v.ravel().astype(np.float64), v.ravel().astype(np.float64)))
+        sq = float(np.dot(grads.dense.astype(np.float64), grads.dense.astype(np.float64)))
+        for g in grads.tables.values():
+            v = g.values.ravel().astype(np.float64)
+            sq += float(np.dot(v, v))
         norm = np.sqrt(sq)
         return float(self.clip_norm / norm) if norm > self.clip_norm else 1.0
 
@@ -243,18 +203,14 @@ class _Optimizer:
         return (self.reg_lambda / n).astype(dt)
 
     def step(self, grads):
-        """One update from ``grads`` (keyed like params; embedding tables as SparseGrad)."""
+        """One update from ``grads`` (a ``Grads``): every dense parameter in one kernel call, then one row
+        kernel per table. Everything is checked first, so a bad gradient moves nothing."""
         self._check_grads(grads)
+        coefs = {t: self._reg_coef(t, g.rows) for t, g in grads.tables.items()}
         scale = self._scale(grads)
-        gflat = self._flat_grads(grads)
-        for name, p in self.params.items():
-            if name in self.tables:
-                self._table_step(name, p, grads[name], scale)
-            elif gflat is None:
-                self._dense_step(name, p, grads[name], scale)
-        if gflat is not None:  # every dense parameter at once (same update, element by element)
-            base, lo, hi, _ = self._flat
-            self._flat_step(base[lo:hi], gflat, scale)
+        self._dense_step(grads.dense, scale)
+        for name, g in grads.tables.items():
+            self._table_step(name, self.params.tables[name], g, coefs[name], scale)
         self.steps += 1
 
     def regularization_penalty(self) -> float:
@@ -267,48 +223,41 @@ class SparseAdagrad(_Optimizer):
 
     ``SparseAdagrad(model.params, lr=0.05, reg="mba", reg_lambda=0.01, counts=counts,
     initial_accumulator_value=0.1, eps=1e-10, clip_norm=None)``, then ``opt.step(grads)``.
-    Accumulators live in ``opt.acc`` (keyed like params; saved in checkpoints).
+    Accumulators live in ``opt.acc``, a ``Params`` laid out like the parameters (saved in checkpoints).
     """
 
     def __init__(self, params, lr=0.05, reg="none", reg_lambda=0.0, counts=None, initial_accumulator_value=0.1,
                  eps=1e-10, clip_norm=None):
         super().__init__(params, lr, reg, reg_lambda, counts, clip_norm)
-        if initial_accumulator_value < 0:
-            raise ValueError("initial_accumulator_value: must be non-negative")
-        if not (np.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps: must be positive and finite, got {eps}")
-        self.eps = float(eps)
-        self.initial_accumulator_value = float(initial_accumulator_value)
-        self.acc = {n: np.full_like(p, initial_accumulator_value) for n, p in params.items()}
-        if self._flat is not None:  # accumulators laid out like the flat parameters, for the one-call step
-            base, lo, hi, offsets = self._flat
-            self._acc_flat = np.full(hi - lo, initial_accumulator_value, dtype=base.dtype)
-            for n, off in offsets.items():
-                self.acc[n] = self._acc_flat[off - lo:off - lo + params[n].size].reshape(params[n].shape)
+        self.initial_accumulator_value = _finite("initial_accumulator_value", initial_accumulator_value, 0.0)
+        self.eps = _finite("eps", eps, 0.0, lo_open=True)
+        self.acc = params.like(self.initial_accumulator_value)
 
-    def _table_step(self, name, p, g, scale):
+    def _table_step(self, name, p, g, coef, scale):
         if self.reg == "l2" and name in self.reg_tables:
             adagrad_l2_table_step(p, self.acc[name], g.rows, g.values, self.reg_lambda, self.lr, self.eps, scale)
         else:
-            adagrad_rows_step(p, self.acc[name], g.rows, g.values, self._reg_coef(name, g.rows), self.lr, self.eps,
-                              scale)
+            adagrad_rows_step(p, self.acc[name], g.rows, g.values, coef, self.lr, self.eps, scale)
 
-    def _flat_step(self, p, g, scale):
-        adagrad_dense_step(p, self._acc_flat, g, self.lr, self.eps, scale)
-
-    def _dense_step(self, name, p, g, scale):
-        adagrad_dense_step(p.reshape(-1), self.acc[name].reshape(-1), np.ascontiguousarray(g).reshape(-1), self.lr,
-                           self.eps, scale)
+    def _dense_step(self, g, scale):
+        adagrad_dense_step(self.params.dense, self.acc.dense, g, self.lr, self.eps, scale)
 
     def state_arrays(self):
         return {f"acc/{n}": a for n, a in self.acc.items()}
 
     def load_state_arrays(self, arrays):
+        """Accumulators from a checkpoint's ``acc/<name>`` arrays; ValueError names a missing, misshapen,
+        negative or non-finite one."""
         for n in self.acc:
-            a = arrays[f"acc/{n}"]
+            key = f"acc/{n}"
+            if key not in arrays:
+                raise ValueError(f"checkpoint: missing optimizer accumulator {key}")
+            a = arrays[key]
             if a.shape != self.acc[n].shape:
-                raise ValueError(f"checkpoint: optimizer accumulator {n} has shape {a.shape}, "
+                raise ValueError(f"checkpoint: optimizer accumulator {key} has shape {a.shape}, "
                                  f"expected {self.acc[n].shape}")
+            if a.dtype.kind != "f" or not np.all(np.isfinite(a)) or np.any(a < 0):
+                raise ValueError(f"checkpoint: optimizer accumulator {key} must be finite and non-negative")
             self.acc[n][...] = a
 
 
@@ -322,18 +271,15 @@ class SGD(_Optimizer):
         super().__init__(params, lr, reg, reg_lambda, counts, clip_norm)
         self.acc = {}
 
-    def _table_step(self, name, p, g, scale):
+    def _table_step(self, name, p, g, coef, scale):
         if self.reg == "l2" and name in self.reg_tables:
             p *= (1.0 - self.lr * self.reg_lambda)  # λ·w on every row, then the data gradient on its rows
             sgd_rows_step(p, g.rows, g.values, np.zeros(g.rows.shape[0], p.dtype), self.lr, scale)
         else:
-            sgd_rows_step(p, g.rows, g.values, self._reg_coef(name, g.rows), self.lr, scale)
+            sgd_rows_step(p, g.rows, g.values, coef, self.lr, scale)
 
-    def _flat_step(self, p, g, scale):
-        sgd_dense_step(p, g, self.lr, scale)
-
-    def _dense_step(self, name, p, g, scale):
-        sgd_dense_step(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), self.lr, scale)
+    def _dense_step(self, g, scale):
+        sgd_dense_step(self.params.dense, g, self.lr, scale)
 
     def state_arrays(self):
         return {}

@@ -17,7 +17,7 @@ def _pyplot():
 def plot_history(history, path):
     """Train/validation loss and validation/test AUC per epoch, as a PNG."""
     plt = _pyplot()
-    from .checkpoint import atomic_write
+    from .io import atomic_write
 
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -35,7 +35,7 @@ def plot_history(history, path):
 def plot_attention(info, path):
     """Bar chart of one sample's attention weights over its history, in time order (paper Fig. 5)."""
     plt = _pyplot()
-    from .checkpoint import atomic_write
+    from .io import atomic_write
 
     rows = info["history"]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(rows) + 2), 3.6))
@@ -65,7 +65,7 @@ def plot_embedding_map(xy, ctr, good_cate, history_cates, cand_cate, path, title
     plt = _pyplot()
     import numpy as np
 
-    from .checkpoint import atomic_write
+    from .io import atomic_write
 
     fig, ax = plt.subplots(figsize=(7, 5.5))
     markers = ["o", "s", "^", "D", "v", "P", "X", "*"]

@@ -15,14 +15,14 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
 
 import numba
 import numpy as np
 
 from . import metrics
 from .checkpoint import read_checkpoint, restore_model, save_checkpoint
-from .model import DIN, BaseModel
+from .config import TrainConfig
+from .model import from_config
 from .optim import SGD, SparseAdagrad
 
 
@@ -30,88 +30,9 @@ class TrainingError(RuntimeError):
     """Training cannot continue (e.g. the loss became NaN); earlier checkpoints are intact."""
 
 
-@dataclass
-class TrainConfig:
-    # model
-    model: str = "din"  # "din" or "base"
-    activation: str = "dice"  # main MLP: dice | prelu | sigmoid
-    attention_activation: str | None = None  # attention MLP; None follows activation
-    attention_softmax: bool = False  # official code's softmax over each history
-    pooling: str = "sum"  # BaseModel only: sum | mean
-    goods_dim: int = 64
-    cate_dim: int = 64
-    attention_units: tuple = (80, 40)
-    hidden_units: tuple = (200, 80)
-    dtype: str = "float32"
-    emb_std: float = 0.1  # std of the embedding initialisation
-    goods_bias: bool = False  # per-goods logit bias (the official code's item_b)
-    attention_split: bool = True  # first attention layer split algebraically (same function, fewer FLOPs)
-    dice_momentum: float = 0.1  # Dice running-average momentum
-    dice_eps: float = 1e-8  # Dice's epsilon
-    # optimizer
-    optimizer: str = "adagrad"  # adagrad | sgd
-    lr: float = 0.2
-    lr_decay: float = 0.7  # learning rate multiplied by this after every epoch
-    clip_norm: float | None = None  # global-norm gradient clipping
-    adagrad_init: float = 0.1  # Adagrad's initial accumulator (TensorFlow: 0.1, PyTorch: 0)
-    reg: str = "none"  # none | l2 | mba
-    reg_lambda: float = 0.0
-    # run
-    batch_size: int = 256
-    epochs: int = 8
-    patience: int = 2  # epochs without a better validation GAUC before stopping
-    max_history: int | None = None  # most recent behaviours kept per sample; None: the dataset's own window
-    seed: int = 0
-    threads: int | None = None  # Numba threads; None keeps Numba's default
-
-    def validate(self):
-        choices = dict(model=("din", "base"), activation=("dice", "prelu", "sigmoid"), pooling=("sum", "mean"),
-                       dtype=("float32", "float64"), optimizer=("adagrad", "sgd"), reg=("none", "l2", "mba"))
-        for k, allowed in choices.items():
-            if getattr(self, k) not in allowed:
-                raise ValueError(f"{k}: must be one of {allowed}, got {getattr(self, k)!r}")
-        if self.attention_activation not in (None, "dice", "prelu", "sigmoid"):
-            raise ValueError(f"attention_activation: got {self.attention_activation!r}")
-        for k in ("batch_size", "epochs", "goods_dim", "cate_dim"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"{k}: must be at least 1, got {getattr(self, k)}")
-        if self.patience < 0:
-            raise ValueError(f"patience: must be non-negative, got {self.patience}")
-        if self.lr <= 0 or not 0 < self.lr_decay <= 1:
-            raise ValueError("lr must be positive and lr_decay in (0, 1]")
-        if not (self.emb_std >= 0 and np.isfinite(self.emb_std)):
-            raise ValueError(f"emb_std: must be a non-negative finite number, got {self.emb_std}")
-        if not (self.adagrad_init >= 0 and np.isfinite(self.adagrad_init)):
-            raise ValueError(f"adagrad_init: must be a non-negative finite number, got {self.adagrad_init}")
-        if self.max_history is not None and self.max_history < 1:
-            raise ValueError(f"max_history: must be at least 1, got {self.max_history}")
-        if self.threads is not None and not 1 <= self.threads <= numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"threads: must be in [1, {numba.config.NUMBA_NUM_THREADS}], got {self.threads}")
-
-    def to_json(self):
-        d = asdict(self)
-        d["attention_units"], d["hidden_units"] = list(self.attention_units), list(self.hidden_units)
-        return d
-
-    @classmethod
-    def from_json(cls, d):
-        names = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in names}
-        for k in ("attention_units", "hidden_units"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
-
-
 def build_model(cfg: TrainConfig, n_goods: int, n_cates: int):
-    common = dict(n_goods=n_goods, n_cates=n_cates, goods_dim=cfg.goods_dim, cate_dim=cfg.cate_dim,
-                  hidden_units=cfg.hidden_units, activation=cfg.activation, dtype=np.dtype(cfg.dtype), seed=cfg.seed,
-                  emb_std=cfg.emb_std, goods_bias=cfg.goods_bias, dice_momentum=cfg.dice_momentum,
-                  dice_eps=cfg.dice_eps)
-    if cfg.model == "din":
-        return DIN(attention_units=cfg.attention_units, attention_activation=cfg.attention_activation,
-                   attention_softmax=cfg.attention_softmax, attention_split=cfg.attention_split, **common)
-    return BaseModel(pooling=cfg.pooling, **common)
+    """The model of a run's config for a dataset's vocabulary sizes."""
+    return from_config(cfg.model_config(n_goods, n_cates))
 
 
 def build_optimizer(cfg: TrainConfig, model, counts):

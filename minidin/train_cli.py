@@ -13,7 +13,8 @@ import dataclasses
 import json
 import os
 
-from .checkpoint import atomic_write, read_checkpoint, resolve, restore_model
+from .checkpoint import read_checkpoint, resolve, restore_model
+from .io import write_json as _write_json
 
 SUMMARY_KEYS = ("model", "activation", "reg", "epochs_run", "best_epoch", "valid", "test", "oracle",
                 "train_seconds", "train_samples_per_second")
@@ -78,11 +79,6 @@ def load_data(spec, overrides=None, description=None):
     return Dataset.load(spec)
 
 
-def _write_json(path, obj):
-    text = json.dumps(obj, indent=2, sort_keys=True)
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
 def _table(rows):
     lines = [f"{'':<22} {'valid AUC':>9} {'valid GAUC':>10} {'test AUC':>9} {'test GAUC':>9}"]
     for name, v, t in rows:
@@ -97,26 +93,29 @@ def _summary_table(label, summary):
     return _table(rows)
 
 
+def config_from_args(cls, args):
+    """``cls(**options)`` from parsed options; a bad value's error names the option (``--lr: ...``)."""
+    from dataclasses import fields
+
+    try:
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+    except (TypeError, ValueError) as e:
+        name, _, rest = str(e).partition(":")
+        raise ValueError(f"--{name.split('[')[0].replace('_', '-')}:{rest}") from None
+
+
 def cmd_train(args):
     from .train import TrainConfig, TrainingError, train
 
     args.epochs_given = args.epochs
     if args.epochs is None:
         args.epochs = 8
-    cfg = TrainConfig(model=args.model, activation=args.activation, attention_activation=args.attention_activation,
-                      attention_softmax=args.attention_softmax, pooling=args.pooling, goods_dim=args.goods_dim,
-                      cate_dim=args.cate_dim, attention_units=args.attention_units, hidden_units=args.hidden_units,
-                      dtype=args.dtype, emb_std=args.emb_std, goods_bias=args.goods_bias, optimizer=args.optimizer,
-                      adagrad_init=args.adagrad_init, lr=args.lr, lr_decay=args.lr_decay,
-                      clip_norm=args.clip_norm, reg=args.reg, reg_lambda=args.reg_lambda, batch_size=args.batch_size,
-                      epochs=args.epochs, patience=args.patience, max_history=args.max_history, seed=args.seed,
-                      threads=args.threads)
+    cfg = config_from_args(TrainConfig, args)  # every check runs here, before any data is read
     if args.resume:
         _, meta = read_checkpoint(args.resume, "last")
         data = load_data(None if args.data == "synthetic" and not _synthetic_overrides(args) else args.data,
                          _synthetic_overrides(args), meta.get("data"))
     else:
-        cfg.validate()
         data = load_data(args.data, _synthetic_overrides(args))
     print(f"data: {data.description.get('kind')}, {data.n_users} users, {data.n_goods} goods, "
           f"{data.n_cates} categories; " + ", ".join(f"{k} {len(s)}" for k, s in data.splits.items()) + " samples")
@@ -298,45 +297,12 @@ def add_commands(sub):
                        description="Train a model, select the best epoch on validation GAUC, and report "
                                    "validation and test AUC/GAUC (next to the oracle on synthetic data).")
     _add_data_options(t)
-    m = t.add_argument_group("model")
-    m.add_argument("--model", choices=["din", "base"], default="din")
-    m.add_argument("--activation", choices=["dice", "prelu", "sigmoid"], default="dice",
-                   help="main MLP activation")
-    m.add_argument("--attention-activation", choices=["dice", "prelu", "sigmoid"], default=None,
-                   help="attention MLP activation (default: same as --activation)")
-    m.add_argument("--attention-softmax", action="store_true",
-                   help="normalise attention scores / sqrt(D) with a softmax per history (official code)")
-    m.add_argument("--pooling", choices=["sum", "mean"], default="sum", help="BaseModel pooling")
-    m.add_argument("--goods-dim", type=_positive_int, default=64)
-    m.add_argument("--cate-dim", type=_positive_int, default=64)
-    m.add_argument("--attention-units", type=_units, default=(80, 40), metavar="A1,A2,...")
-    m.add_argument("--hidden-units", type=_units, default=(200, 80), metavar="H1,H2,...")
-    m.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    m.add_argument("--emb-std", type=float, default=0.1, help="std of the N(0, std²) embedding initialisation")
-    m.add_argument("--goods-bias", action="store_true",
-                   help="add a learned per-goods bias to the logit (the official code's item_b)")
-    o = t.add_argument_group("optimizer")
-    o.add_argument("--optimizer", choices=["adagrad", "sgd"], default="adagrad")
-    o.add_argument("--lr", type=float, default=0.2)
-    o.add_argument("--lr-decay", type=float, default=0.7, help="multiply the learning rate by this after every "
-                                                               "epoch (1: constant)")
-    o.add_argument("--adagrad-init", type=float, default=0.1,
-                   help="Adagrad's initial accumulator value (TensorFlow's default 0.1; PyTorch's is 0)")
-    o.add_argument("--clip-norm", type=float, default=None, help="clip the global gradient norm (official: 5)")
-    o.add_argument("--reg", choices=["none", "l2", "mba"], default="none",
-                   help="embedding regularization: mini-batch aware (mba), full-table l2, or none")
-    o.add_argument("--reg-lambda", type=float, default=0.0)
-    r = t.add_argument_group("run")
-    r.add_argument("--batch-size", type=_positive_int, default=256)
+    from .config import add_options
+
+    groups = add_options(t, _positive_int, _units)  # names, defaults, choices and help: minidin/config.py
+    r = groups["run"]
     r.add_argument("--epochs", type=_positive_int, default=None,
                    help="maximum epochs (default 8; with --resume: the new total, default the checkpoint's)")
-    r.add_argument("--patience", type=int, default=2, help="stop after this many epochs without a better "
-                                                           "validation GAUC")
-    r.add_argument("--max-history", type=_positive_int, default=None,
-                   help="keep only the most recent behaviours of each history, for this run (default: the "
-                        "dataset's own window, set by 'minidin prepare --max-history'; none on synthetic data)")
-    r.add_argument("--seed", type=int, default=0, help="model initialisation and shuffling seed")
-    r.add_argument("--threads", type=_positive_int, default=None, help="Numba threads (default: all cores)")
     r.add_argument("--out", metavar="DIR", default=None, help="write best.npz/.json and last.npz/.json here")
     r.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run checkpointed in DIR (its last.npz), with that run's options; "

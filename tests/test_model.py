@@ -36,7 +36,7 @@ def spread_params(model, rng, scale=0.6):
 
 def zero_variance_dice_columns(model, batch):
     """How many Dice columns have batch variance 0 over two or more rows (training forward)."""
-    cache = model._forward(batch, True, 0.0)
+    cache = model.forward(batch, training=True)
     r0 = 1.0 / np.sqrt(model.dice_eps)
     return sum(int(np.sum(c.inv_std == r0)) for c in cache.att_layers + cache.mlp_layers
                if c.inv_std is not None and c.z.shape[0] >= 2)
@@ -202,7 +202,7 @@ def test_public_api_example():
     np.testing.assert_allclose(model.predict(unlabeled), model.predict(batch))
     base = minidin.BaseModel(n_goods=10, n_cates=3, goods_dim=4, cate_dim=2, hidden_units=(6, 3),
                              activation="prelu", dtype=np.float64, seed=0, pooling="mean")
-    assert not hasattr(base, "attention")
+    assert base.attention(batch).tolist() == [0.5, 0.5]  # the BaseModel's fixed weights: 1/T (mean pooling)
     assert math.isfinite(base.loss_and_grad(batch)[0])
 
 
@@ -273,10 +273,10 @@ def test_prediction_independent_of_other_samples(kind, act, opt):
 def test_empty_history_pools_to_zero():
     m = make_model("din", "prelu", False, 10, 3)
     batch = paper_batch()
-    cache = m._forward(batch, training=False, momentum=0.0)
+    cache = m.forward(batch, training=False)
     assert np.all(cache.interest[1] == 0.0) and np.all(np.isfinite(cache.interest))
     m2 = make_model("din", "prelu", True, 10, 3)
-    assert np.all(m2._forward(batch, False, 0.0).interest[1] == 0.0)
+    assert np.all(m2.forward(batch, training=False).interest[1] == 0.0)
 
 
 def test_softmax_weights_sum_to_one_per_history():
@@ -323,7 +323,7 @@ def test_model_needs_labels_and_a_batch():
     m = make_model("din", "dice", False, 10, 3)
     with pytest.raises(ValueError, match="labels"):
         m.loss_and_grad(minidin.Batch.from_lists([[3]], [[1]], [4], [1]))
-    with pytest.raises(ValueError, match="batch"):
+    with pytest.raises(TypeError, match="batch"):
         m.predict({"hist_goods": [1]})
 
 
@@ -352,7 +352,7 @@ def test_entries_next_to_a_prelu_kink_are_excluded_and_counted():
     batch = minidin.Batch.from_lists([[0, 1], [2]], [[0, 1], [1]], [1, 0], [0, 1], [1, 0])
     m = make_model("base", "prelu", "sum", 3, 2)
     spread_params(m, np.random.default_rng(4))
-    z = m._forward(batch, True, 0.0).mlp_layers[0].z
+    z = m.forward(batch, training=True).mlp_layers[0].z
     m.params["mlp.0.b"][0] -= z[0, 0] - 3e-7  # sample 0's first unit sits 3e-7 above the kink
     reports = check_model(m, batch)
     assert all(r.passed for r in reports.values())

@@ -238,3 +238,27 @@ def test_train_and_evaluate_leave_the_dataset_and_thread_count_unchanged(tmp_pat
     # the window changes what the model sees: the same model scored on 1 vs 3 behaviours differs
     assert evaluate(model, data, "test") == s["test"]
     assert evaluate(model, data, "test", max_history=1) != s["test"]
+
+
+@pytest.mark.parametrize("model", ["din", "base"])
+def test_checkpoint_round_trips_every_model_config_field(tmp_path, model):
+    """Every ModelConfig field away from its default comes back from save + load as it went in (a DIN with
+    attention_split=False used to come back with True)."""
+    from dataclasses import fields
+
+    from minidin.config import ModelConfig
+
+    changed = dict(model=model, n_goods=7, n_cates=3, pooling="mean", goods_dim=3, cate_dim=2,
+                   attention_units=(5, 2), attention_activation="sigmoid", attention_softmax=True,
+                   attention_split=False, hidden_units=(4, 3, 2), activation="prelu", dice_momentum=0.3,
+                   dice_eps=1e-5, emb_std=0.2, goods_bias=True, dtype="float64", seed=9)
+    defaults = ModelConfig(n_goods=1, n_cates=1)
+    assert {f.name for f in fields(ModelConfig)} == set(changed)
+    assert all(changed[f.name] != getattr(defaults, f.name) for f in fields(ModelConfig) if f.name != "model")
+    cfg = ModelConfig(**changed)
+    m = minidin.model.from_config(cfg)
+    m.params["mlp.0.b"][...] = 0.5
+    minidin.save(m, tmp_path / "m.npz")
+    back = minidin.load(tmp_path / "m.npz")
+    assert back.cfg == cfg and type(back) is type(m)
+    assert all(np.array_equal(back.params[n], m.params[n]) for n in m.params)

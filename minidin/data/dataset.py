@@ -21,10 +21,9 @@ import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from ..batch import Batch
-from ..checkpoint import _umask
+from ..io import umask
 
 SPLITS = ("train", "valid", "test")
 
@@ -46,24 +45,6 @@ class Split:
     def subset(self, idx):
         return Split(self.users[idx], self.ends[idx], self.cand_goods[idx], self.cand_cates[idx], self.labels[idx],
                      None if self.probs is None else self.probs[idx])
-
-
-@njit(cache=True)
-def _count_presence(counts, seq_ids, seq_offsets, users, ends, cand_ids, max_history, stamp):
-    """counts[j] += number of samples whose history window or candidate contains id j (once per sample)."""
-    for s in range(users.shape[0]):
-        u = users[s]
-        lo = seq_offsets[u] + max(0, ends[s] - max_history)
-        hi = seq_offsets[u] + ends[s]
-        for n in range(lo, hi):
-            j = seq_ids[n]
-            if stamp[j] != s:
-                stamp[j] = s
-                counts[j] += 1
-        j = cand_ids[s]
-        if stamp[j] != s:
-            stamp[j] = s
-            counts[j] += 1
 
 
 @dataclass(eq=False)
@@ -173,15 +154,9 @@ class Dataset:
     def feature_counts(self, split: str = "train", max_history=None) -> dict:
         """n_j per table: the number of samples of ``split`` whose history window or candidate contains id j
         (the window as in ``batch``)."""
-        s = self.splits[split]
-        out = {}
-        for table, seq, cand, V in (("goods_emb", self.seq_goods, s.cand_goods, self.n_goods),
-                                    ("cate_emb", self.seq_cates, s.cand_cates, self.n_cates)):
-            counts = np.zeros(V, dtype=np.int64)
-            _count_presence(counts, seq, self.seq_offsets, s.users, s.ends, cand, self._span(max_history),
-                            np.full(V, -1, dtype=np.int64))
-            out[table] = counts
-        return out
+        from .counts import dataset_counts
+
+        return dataset_counts(self, split, max_history)
 
     def fingerprint(self) -> str:
         """sha256 of the data's content (sequences, every split, vocabulary sizes, window): equal fingerprints
@@ -227,7 +202,7 @@ class Dataset:
                         description=self.description)
             with open(os.path.join(tmp, "meta.json"), "w") as f:
                 json.dump(info, f, indent=2)
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+            os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700
             if os.path.exists(path):
                 old = path + ".old-" + os.path.basename(tmp)
                 os.rename(path, old)

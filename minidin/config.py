@@ -1,0 +1,312 @@
+"""Every hyperparameter once: its default, its allowed values and its help.
+
+``ModelConfig`` holds the architecture, ``TrainConfig`` the architecture (without
+the vocabulary sizes, which come from the data) plus the optimizer and the run.
+Both are built from the field specs below, and so are the model constructors'
+checks, the checkpoint's ``model_config`` and the ``minidin train`` options
+(``add_options``): a default or a choice is written here and nowhere else.
+
+This module imports no Numba kernel, so ``minidin --help`` stays fast.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass, field, fields
+
+ACTIVATIONS = ("dice", "prelu", "sigmoid")
+MAX_ROWS = 2**31 - 1  # a vocabulary larger than this is a mistake, not a table to allocate
+MAX_WIDTH = 65536  # the widest embedding or layer accepted
+
+
+# ---------------------------------------------------------------------------- value checks
+def _integer(name, v, lo, hi=None):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(v).__name__} {v!r}")
+    if v < lo or (hi is not None and v > hi):
+        raise ValueError(f"{name}: must be in [{lo}, {hi}], got {v}" if hi is not None else
+                         f"{name}: must be at least {lo}, got {v}")
+    return int(v)
+
+
+def _real(name, v, lo=None, hi=None, lo_open=False):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(v).__name__} {v!r}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise ValueError(f"{name}: must be a finite number, got {v}")
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise ValueError(f"{name}: must be {'>' if lo_open else '>='} {lo:g}, got {v:g}")
+    if hi is not None and v > hi:
+        raise ValueError(f"{name}: must be <= {hi:g}, got {v:g}")
+    return v
+
+
+def _flag(name, v):
+    if type(v).__name__ == "bool_":  # numpy's bool
+        v = bool(v)
+    if not isinstance(v, bool):
+        raise TypeError(f"{name}: expected True or False, got {type(v).__name__} {v!r}")
+    return v
+
+
+def _units(name, v):
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+        raise TypeError(f"{name}: expected a sequence of layer sizes like (80, 40), got {v!r}")
+    units = tuple(_integer(f"{name}[{i}]", u, 1, MAX_WIDTH) for i, u in enumerate(v))
+    if not units:
+        raise ValueError(f"{name}: needs at least one layer")
+    return units
+
+
+def _choice(name, v, choices):
+    if v not in choices:
+        raise ValueError(f"{name}: must be one of {', '.join(map(str, choices))}; got {v!r}")
+    return v
+
+
+def _dtype(name, v):
+    return getattr(v, "__name__", None) or str(v)  # np.float32 (a type), np.dtype('float32') or 'float32'
+
+
+
+# ---------------------------------------------------------------------------- field specs
+def option(default, help, check=None, choices=None, cli="auto", metavar=None, group="model"):
+    """A dataclass field carrying its help text, its allowed values (``choices``, or a ``check``: value ->
+    normalised value, or a ValueError / TypeError naming the field) and how the CLI spells it (``cli``:
+    "auto", None for no option, or for a switch that is on by default the help of its --no-NAME)."""
+    if choices is not None:
+        check = (lambda n, v, c=tuple(choices), inner=check: _choice(n, v if inner is None else inner(n, v), c))
+    return field(default=default, metadata={"help": help, "check": check, "choices": choices, "cli": cli,
+                                            "metavar": metavar, "group": group})
+
+
+def _check_fields(obj, names=None):
+    """Run every field's check (in place on a mutable dataclass, via object.__setattr__ on a frozen one)."""
+    for f in fields(obj):
+        if names is not None and f.name not in names:
+            continue
+        check = f.metadata.get("check")
+        if check is not None:
+            object.__setattr__(obj, f.name, check(f.name, getattr(obj, f.name)))
+
+
+def _vocab(name, v):
+    return _integer(name, v, 1, MAX_ROWS)
+
+
+def _width(name, v):
+    return _integer(name, v, 1, MAX_WIDTH)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture of DIN or the BaseModel; validated once, when it is made.
+
+    ``minidin.DIN(...)`` and ``minidin.BaseModel(...)`` build one from their keyword
+    arguments; checkpoints store ``to_json()`` and load it back field for field.
+    """
+
+    n_goods: int = option(None, "goods vocabulary size (ids 0 .. n_goods-1; no padding id)", _vocab, cli=None)
+    n_cates: int = option(None, "category vocabulary size", _vocab, cli=None)
+    model: str = option("din", "din: attention-weighted pooling (paper §4.3); base: the BaseModel's fixed "
+                        "pooling (Fig. 2, left)", choices=("din", "base"))
+    pooling: str = option("sum", "BaseModel pooling: sum (the paper) or mean (the official code's base model)",
+                          choices=("sum", "mean"))
+    goods_dim: int = option(64, "goods embedding width", _width)
+    cate_dim: int = option(64, "category embedding width; D = goods_dim + cate_dim", _width)
+    attention_units: tuple = option((80, 40), "hidden sizes of DIN's local activation unit", _units,
+                                    metavar="A1,A2,...")
+    attention_activation: str | None = option(None, "attention MLP activation (default: same as --activation)",
+                                              choices=(None,) + ACTIVATIONS)
+    attention_softmax: bool = option(False, "normalise attention scores / sqrt(D) with a softmax per history "
+                                     "(the official code; the paper keeps raw weights)", _flag)
+    attention_split: bool = option(True, "DIN's first attention layer as q·(Wq+Wd) once per sample plus "
+                                   "[k, q⊙k]·[Wk−Wd; Wp] (half the multiply-adds)", _flag,
+                                   cli="compute DIN's first attention layer the clear way, on the (N, 4D) input "
+                                       "[q, k, q−k, q⊙k] (same function and parameters as the default split "
+                                       "path, twice the multiply-adds)")
+    hidden_units: tuple = option((200, 80), "hidden sizes of the main MLP", _units, metavar="H1,H2,...")
+    activation: str = option("dice", "main MLP activation", choices=ACTIVATIONS)
+    dice_momentum: float = option(0.1, "momentum of Dice's running mean and variance, in [0, 1]",
+                                  lambda n, v: _real(n, v, 0.0, 1.0))
+    dice_eps: float = option(1e-8, "Dice's epsilon, added to the batch variance (> 0)",
+                             lambda n, v: _real(n, v, 0.0, lo_open=True))
+    emb_std: float = option(0.1, "std of the N(0, std²) embedding initialisation", lambda n, v: _real(n, v, 0.0))
+    goods_bias: bool = option(False, "add a learned per-goods bias to the logit (the official code's item_b)",
+                              _flag)
+    dtype: str = option("float32", "floating-point type of parameters and arithmetic", _dtype,
+                        choices=("float32", "float64"))
+    seed: int = option(0, "model initialisation seed (and, in training, the shuffling seed)", lambda n, v: _integer(n, v, 0),
+                       group="run")
+
+    def __post_init__(self):
+        if self.n_goods is None or self.n_cates is None:
+            raise TypeError("ModelConfig: n_goods and n_cates are required")
+        _check_fields(self)
+
+    @property
+    def uses_attention(self) -> bool:
+        return self.model == "din"
+
+    @property
+    def att_activation(self) -> str:
+        """The attention MLP's activation, resolved (None follows ``activation``)."""
+        return self.activation if self.attention_activation is None else self.attention_activation
+
+    @property
+    def D(self) -> int:
+        """Width of one behaviour / candidate embedding."""
+        return self.goods_dim + self.cate_dim
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["attention_units"], d["hidden_units"] = list(self.attention_units), list(self.hidden_units)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ModelConfig":
+        """Field for field; an unknown key is an error (a foreign or tampered checkpoint)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"model_config: expected a JSON object, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"model_config: unknown key(s) {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+MODEL_FIELDS = [f for f in fields(ModelConfig) if f.name not in ("n_goods", "n_cates")]
+
+
+def _lr_decay(n, v):
+    v = _real(n, v, 0.0, 1.0, lo_open=True)
+    return v
+
+
+def _threads(n, v):
+    if v is None:
+        return None
+    import numba
+
+    return _integer(n, v, 1, numba.config.NUMBA_NUM_THREADS)
+
+
+def _positive(n, v):
+    return _real(n, v, 0.0, lo_open=True)
+
+
+def _optional(check):
+    return lambda n, v: None if v is None else check(n, v)
+
+
+@dataclass
+class _RunOptions:
+    """The optimizer and the run (``TrainConfig`` = the model fields above + these)."""
+
+    optimizer: str = option("adagrad", "adagrad (row-sparse embedding updates) or plain sgd",
+                            choices=("adagrad", "sgd"), group="optimizer")
+    lr: float = option(0.2, "learning rate", _positive, group="optimizer")
+    lr_decay: float = option(0.7, "multiply the learning rate by this after every epoch (1: constant)", _lr_decay,
+                             group="optimizer")
+    adagrad_init: float = option(0.1, "Adagrad's initial accumulator value (TensorFlow uses 0.1, PyTorch 0)", lambda n, v: _real(n, v, 0.0), group="optimizer")
+    clip_norm: float | None = option(None, "clip the global gradient norm at this (the official code: 5; "
+                                     "default: no clipping)", _optional(_positive), group="optimizer")
+    reg: str = option("none", "embedding regularization: mini-batch aware (mba), full-table l2, or none",
+                      choices=("none", "l2", "mba"), group="optimizer")
+    reg_lambda: float = option(0.0, "regularization strength λ", lambda n, v: _real(n, v, 0.0), group="optimizer")
+    batch_size: int = option(256, "samples per training step", lambda n, v: _integer(n, v, 1), group="run")
+    epochs: int = option(8, "maximum epochs (with --resume: the new total, default the checkpoint's)",
+                         lambda n, v: _integer(n, v, 1), cli=None, group="run")
+    patience: int = option(2, "stop after this many epochs without a better validation GAUC",
+                           lambda n, v: _integer(n, v, 0), group="run")
+    max_history: int | None = option(None, "keep only the most recent behaviours of each history, for this run "
+                                     "(default: the dataset's own window, set by 'minidin prepare --max-history'; "
+                                     "none on synthetic data)", _optional(lambda n, v: _integer(n, v, 1)),
+                                     group="run")
+    threads: int | None = option(None, "Numba threads (default: all cores)", _threads, group="run")
+
+
+def _train_fields():
+    out = []
+    for f in MODEL_FIELDS + list(fields(_RunOptions)):
+        out.append((f.name, f.type, field(default=f.default, metadata=f.metadata)))
+    return out
+
+
+def _validate(self):
+    """Check every field (NaN and wrong types included); ValueError / TypeError names the field."""
+    _check_fields(self)
+    return self
+
+
+def _to_json(self):
+    d = dataclasses.asdict(self)
+    d["attention_units"], d["hidden_units"] = list(self.attention_units), list(self.hidden_units)
+    return d
+
+
+@classmethod
+def _from_json(cls, d):
+    names = {f.name for f in fields(cls)}
+    d = {k: v for k, v in d.items() if k in names}
+    for k in ("attention_units", "hidden_units"):
+        if k in d:
+            d[k] = tuple(d[k])
+    return cls(**d)
+
+
+def _model_config(self, n_goods, n_cates) -> ModelConfig:
+    """The ``ModelConfig`` of this run for a dataset's vocabulary sizes."""
+    return ModelConfig(n_goods=n_goods, n_cates=n_cates, **{f.name: getattr(self, f.name) for f in MODEL_FIELDS})
+
+
+# TrainConfig(model="din", activation="dice", reg="mba", reg_lambda=1.0, epochs=2): every model field of
+# ModelConfig (same defaults, checks and help) plus the optimizer and run fields of _RunOptions. Mutable, so
+# a resumed run can raise ``epochs``; ``validate()`` checks it all.
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig", _train_fields(),
+    namespace={"__post_init__": _validate, "validate": _validate, "to_json": _to_json, "from_json": _from_json, "model_config": _model_config,
+               "__doc__": "Model, optimizer and run settings of one training run (see ``minidin.config``)."})
+TrainConfig.__module__ = __name__
+
+
+# ---------------------------------------------------------------------------- the CLI, from the same specs
+def choices(name) -> list:
+    """The allowed values of a TrainConfig field with a finite set of them (for CLI options elsewhere)."""
+    return [c for c in TrainConfig.__dataclass_fields__[name].metadata["choices"] if c is not None]
+
+
+def default(name):
+    return TrainConfig.__dataclass_fields__[name].default
+
+
+def add_options(parser, positive_int, units):
+    """Add one ``--option`` per TrainConfig field (except those marked cli=None) to ``parser``, in groups
+    model / optimizer / run; names, defaults, choices and help all come from the field specs."""
+    groups = {g: parser.add_argument_group(g) for g in ("model", "optimizer", "run")}
+    for f in fields(TrainConfig):
+        meta = f.metadata
+        if meta.get("cli") is None:
+            continue
+        g = meta["group"]
+        flag = "--" + f.name.replace("_", "-")
+        kw = {"dest": f.name, "help": meta["help"], "default": f.default}
+        choices = [c for c in meta["choices"] or () if c is not None]
+        if f.type in ("bool", bool):
+            kw["action"] = "store_true" if not f.default else "store_false"
+            if f.default:  # a default-on switch is turned off by --no-NAME
+                flag = "--no-" + f.name.replace("_", "-")
+                kw["help"] = meta["cli"]
+            kw["help"] += " (default: off)" if not f.default else ""
+        elif choices:
+            kw["choices"] = choices
+        elif f.name.endswith("_units"):
+            kw.update(type=units, metavar=meta["metavar"])
+            kw["help"] += f" (default: {','.join(map(str, f.default))})"
+        elif "int" in str(f.type):
+            kw["type"] = positive_int if f.name not in ("seed", "patience") else int
+        else:
+            kw["type"] = float
+        groups[g].add_argument(flag, **kw)
+    return groups
