@@ -38,6 +38,11 @@ def git_commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+# read once, when this module is imported: the code a process runs is the code it imported, whatever the
+# checkout holds by the time a later run in the same process finishes
+COMMIT = git_commit()
+
+
 def run_key(config: dict, data_sha256: str) -> str:
     text = json.dumps({"config": config, "data": data_sha256, "results_version": RESULTS_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -46,7 +51,7 @@ def run_key(config: dict, data_sha256: str) -> str:
 def provenance(cfg: TrainConfig, data_sha256: str) -> dict:
     config = cfg.to_json()
     return {"key": run_key(config, data_sha256), "config": config, "data_sha256": data_sha256,
-            "results_version": RESULTS_VERSION, "minidin_version": __version__, "commit": git_commit()}
+            "results_version": RESULTS_VERSION, "minidin_version": __version__, "commit": COMMIT}
 
 
 def read_cached(path, key):

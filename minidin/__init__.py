@@ -15,14 +15,27 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 __version__ = "0.1.0"
 
-from . import metrics  # noqa: E402
-from .batch import Batch  # noqa: E402
-from .checkpoint import load, save  # noqa: E402
-from .config import ModelConfig  # noqa: E402
-from .model import DIN, BaseModel, DeepInterestModel  # noqa: E402
-from .optim import SGD, SparseAdagrad, feature_counts  # noqa: E402
-from .params import Grads, Params  # noqa: E402
-from .sparse import SparseGrad  # noqa: E402
+# The public names load on first use (PEP 562), so ``minidin --help`` and ``import minidin.config`` do not
+# pay for Numba and SciPy; ``from minidin import DIN`` and ``minidin.DIN`` work as usual.
+_EXPORTS = {
+    "Batch": "batch", "DIN": "model", "BaseModel": "model", "DeepInterestModel": "model",
+    "ModelConfig": "config", "Params": "params", "Grads": "params", "SparseGrad": "sparse",
+    "SparseAdagrad": "optim", "SGD": "optim", "feature_counts": "optim", "load": "checkpoint", "save": "checkpoint",
+}
+__all__ = [*_EXPORTS, "metrics", "__version__"]
 
-__all__ = ["Batch", "DIN", "BaseModel", "DeepInterestModel", "ModelConfig", "Params", "Grads", "SparseGrad",
-           "SparseAdagrad", "SGD", "feature_counts", "load", "save", "metrics", "__version__"]
+
+def __getattr__(name):
+    import importlib
+
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name == "metrics":
+        return importlib.import_module(".metrics", __name__)
+    raise AttributeError(f"module 'minidin' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

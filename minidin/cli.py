@@ -1,17 +1,30 @@
-"""The ``minidin`` command line: gradcheck, train, evaluate.
+"""The ``minidin`` command line, every command in this one module:
+
+    minidin gradcheck   the whole-model finite-difference check on a small random float64 model
+    minidin train       train DIN or the BaseModel (synthetic data or a prepared dataset directory)
+    minidin evaluate    a checkpoint's validation and test metrics
+    minidin explain     a DIN checkpoint's attention weights, attention recovery, the embedding map
+    minidin prepare     Amazon or MovieLens files -> a dataset directory (amazon | movielens)
+    minidin bench       training / inference throughput and latency (PyTorch side by side when installed)
 
 Every command is a thin layer over the Python API; errors in options or files
-are reported in one line (``minidin: error: ...``) with exit status 2.
+are reported in one line (``minidin: error: ...``) with exit status 2. The
+heavy modules (Numba kernels, SciPy) are imported inside the commands that use
+them, so ``minidin --help`` answers at once. From Python, ``minidin train`` is::
+
+    from minidin.data import make_synthetic
+    from minidin.train import TrainConfig, train
+    summary, model = train(make_synthetic(), TrainConfig(model="din", epochs=8), out="runs/din")
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 
-import numpy as np
-
 from . import __version__
-
+from .io import write_json as _write_json
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (plus where to find help), not the whole usage text."""
@@ -41,6 +54,382 @@ def cmd_gradcheck(args):
     return 0 if failed == 0 else 1
 
 
+# ---------------------------------------------------------------------------- train, evaluate, explain, prepare, bench
+SUMMARY_KEYS = ("model", "activation", "reg", "epochs_run", "best_epoch", "valid", "test", "oracle",
+                "train_seconds", "train_samples_per_second")
+
+
+def _units(text):
+    try:
+        units = tuple(int(u) for u in text.split(",") if u.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 80,40, got {text!r}") from None
+    if not units or any(u < 1 for u in units):
+        raise argparse.ArgumentTypeError(f"expected positive layer sizes, got {text!r}")
+    return units
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _add_data_options(p, default="synthetic"):
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=default, metavar="synthetic|DIR",
+                   help="'synthetic' (built-in generator with a known click model) or a prepared dataset "
+                        "directory (data.npz + meta.json)" + (" (default: %(default)s)" if default else
+                                                             " (default: the checkpoint's own data)"))
+    g.add_argument("--synthetic-users", type=_positive_int, default=None, help="synthetic: number of users")
+    g.add_argument("--synthetic-cates", type=_positive_int, default=None, help="synthetic: number of categories")
+    g.add_argument("--synthetic-goods-per-cate", type=_positive_int, default=None,
+                   help="synthetic: goods per category")
+    g.add_argument("--data-seed", type=int, default=None, help="synthetic: the generator's seed (default 0)")
+
+
+def _synthetic_overrides(args):
+    o = {}
+    for opt, key in (("synthetic_users", "n_users"), ("synthetic_cates", "n_cates"),
+                     ("synthetic_goods_per_cate", "goods_per_cate"), ("data_seed", "seed")):
+        if getattr(args, opt) is not None:
+            o[key] = getattr(args, opt)
+    return o
+
+
+def load_data(spec, overrides=None, description=None):
+    """A Dataset from 'synthetic', a prepared directory, or (spec None) a checkpoint's data description."""
+    from .data import Dataset, make_synthetic
+
+    if spec is None:
+        if not description:
+            raise ValueError("data: the checkpoint has no data description; pass --data")
+        if description.get("kind") == "synthetic":
+            return make_synthetic(**dict(description["options"], **(overrides or {})))
+        if description.get("kind") == "prepared":
+            return Dataset.load(description["path"])
+        raise ValueError(f"data: unknown data description {description.get('kind')!r}; pass --data")
+    if spec == "synthetic":
+        return make_synthetic(**(overrides or {}))
+    return Dataset.load(spec)
+
+
+def _table(rows):
+    lines = [f"{'':<22} {'valid AUC':>9} {'valid GAUC':>10} {'test AUC':>9} {'test GAUC':>9}"]
+    for name, v, t in rows:
+        lines.append(f"{name:<22} {v['auc']:>9.4f} {v['gauc']:>10.4f} {t['auc']:>9.4f} {t['gauc']:>9.4f}")
+    return "\n".join(lines)
+
+
+def _summary_table(label, summary):
+    rows = [(label, summary["valid"], summary["test"])]
+    if summary.get("oracle"):
+        rows.append(("oracle (true prob.)", summary["oracle_valid"], summary["oracle"]))
+    return _table(rows)
+
+
+def config_from_args(cls, args):
+    """``cls(**options)`` from parsed options; a bad value's error names the option (``--lr: ...``)."""
+    from dataclasses import fields
+
+    try:
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+    except (TypeError, ValueError) as e:
+        name, _, rest = str(e).partition(":")
+        raise ValueError(f"--{name.split('[')[0].replace('_', '-')}:{rest}") from None
+
+
+def cmd_train(args):
+    from .train import TrainConfig, TrainingError, train
+
+    args.epochs_given = args.epochs
+    if args.epochs is None:
+        args.epochs = 8
+    cfg = config_from_args(TrainConfig, args)  # every check runs here, before any data is read
+    if args.resume:
+        from .checkpoint import read_checkpoint
+
+        _, meta = read_checkpoint(args.resume, "last")
+        data = load_data(None if args.data == "synthetic" and not _synthetic_overrides(args) else args.data,
+                         _synthetic_overrides(args), meta.get("data"))
+    else:
+        data = load_data(args.data, _synthetic_overrides(args))
+    print(f"data: {data.description.get('kind')}, {data.n_users} users, {data.n_goods} goods, "
+          f"{data.n_cates} categories; " + ", ".join(f"{k} {len(s)}" for k, s in data.splits.items()) + " samples")
+    if not args.resume:
+        print(f"model: {cfg.model}, activation {cfg.activation}, reg {cfg.reg} (lambda {cfg.reg_lambda}), "
+              f"{cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}, {cfg.dtype}")
+    try:
+        summary, _ = train(data, cfg, out=args.out or args.resume if args.resume else args.out,
+                           resume=args.resume, log=print, resume_epochs=args.epochs_given)
+    except TrainingError as e:
+        print(f"minidin: error: {e}", file=sys.stderr)
+        return 1
+    name = {"din": "DIN", "base": "BaseModel"}[summary["model"]] + f" ({summary['activation']})"
+    print(f"\nbest epoch {summary['best_epoch']} of {summary['epochs_run']} (selected on validation GAUC); "
+          f"{summary['train_samples_per_second']:.0f} training samples/s")
+    print(_summary_table(name, summary))
+    if args.out:
+        print(f"checkpoints: {os.path.join(args.out, 'best.npz')} (best on validation), "
+              f"{os.path.join(args.out, 'last.npz')}")
+    if args.json:
+        _write_json(args.json, {k: summary[k] for k in SUMMARY_KEYS if k in summary} | {
+            "reg_lambda": summary["reg_lambda"], "history": summary["history"]})
+    if args.plot:
+        from .plots import plot_history
+
+        plot_history(summary["history"], args.plot)
+        print(f"training curves: {args.plot}")
+    return 0
+
+
+def _checkpoint_and_data(args):
+    """(path, meta, model, data) for commands that take CHECKPOINT [--data ...]: the checkpoint's own data by
+    default, with the window (max_history) it was trained with."""
+    from .checkpoint import read_checkpoint, resolve, restore_model
+
+    path = resolve(args.checkpoint)
+    arrays, meta = read_checkpoint(path)
+    model = restore_model(arrays, meta, path)
+    data = load_data(args.data, _synthetic_overrides(args), meta.get("data"))
+    if data.n_goods > model.n_goods or data.n_cates > model.n_cates:
+        raise ValueError(f"data: vocabulary ({data.n_goods} goods, {data.n_cates} categories) is larger than the "
+                         f"checkpoint's ({model.n_goods}, {model.n_cates})")
+    # the window the run trained with (older checkpoints: its --max-history, else the dataset's own), applied to
+    # a copy: the loaded dataset object is not changed
+    window = meta["max_history"] if "max_history" in meta else meta.get("train_config", {}).get("max_history")
+    data = dataclasses.replace(data, max_history=data.window(window))
+    return path, meta, model, data
+
+
+def cmd_evaluate(args):
+    from .train import evaluate, oracle
+
+    path, meta, model, data = _checkpoint_and_data(args)
+    cfg = meta.get("train_config", {})
+    res = {"model": meta["model_config"]["model"], "activation": meta["model_config"]["activation"],
+           "reg": cfg.get("reg"), "epochs_run": len(meta.get("history", [])), "best_epoch": meta.get("epoch", -1) + 1,
+           "valid": evaluate(model, data, "valid"), "test": evaluate(model, data, "test")}
+    o = oracle(data, "test")
+    if o is not None:
+        res["oracle"] = o
+    hist = meta.get("history", [])
+    secs = sum(h["train_seconds"] for h in hist)
+    res["train_seconds"] = secs
+    res["train_samples_per_second"] = sum(h["train_samples"] for h in hist) / secs if secs else None
+    print(f"checkpoint: {path} (epoch {res['best_epoch']})")
+    rows = [(res["model"], res["valid"], res["test"])]
+    if o is not None:
+        rows.append(("oracle (true prob.)", oracle(data, "valid"), o))
+    print(_table(rows))
+    for split in ("valid", "test"):
+        print(f"{split} logloss {res[split]['logloss']:.4f}")
+    if args.json:
+        _write_json(args.json, res)
+    return 0
+
+
+def cmd_explain(args):
+    from . import explain
+
+    modes = [args.recovery, bool(args.embedding_map), args.sample is not None or args.user is not None]
+    if sum(modes) == 0:
+        raise ValueError("explain: choose one of --sample K, --user U, --recovery or --embedding-map PNG")
+    if args.recovery and sum(modes) > 1 or args.sample is not None and args.user is not None:
+        raise ValueError("explain: --recovery, --sample and --user do not combine (--sample goes with "
+                         "--embedding-map)")
+    if args.png and (args.recovery or args.embedding_map):
+        raise ValueError("explain: --png draws a --sample/--user figure")
+    _, _, model, data = _checkpoint_and_data(args)
+    if args.recovery:
+        res = explain.attention_recovery(model, data)
+        print(f"attention recovery on {res['samples']} of {res['test_samples']} test samples (2+ behaviours, "
+              f"non-constant truth): mean Spearman {res['spearman']:.3f} between learned weights and true "
+              f"relevance; random weights: {res['random_baseline']:.3f}")
+        if args.json:
+            _write_json(args.json, res)
+        return 0
+    k = explain.test_sample_index(data, args.sample if args.sample is not None else 0, args.user)
+    if args.embedding_map:
+        res = explain.embedding_map(model, data, k, args.embedding_map)
+        print(f"embedding map of {res['goods']} goods ({100 * res['explained_variance']:.0f}% of variance in 2 "
+              f"PCs), coloured by predicted CTR after test sample {k}'s history: {args.embedding_map}")
+        return 0
+    info = explain.sample_table(model, data, k)
+    print(explain.format_sample(info))
+    if args.png:
+        from .plots import plot_attention
+
+        plot_attention(info, args.png)
+        print(f"figure: {args.png}")
+    if args.json:
+        _write_json(args.json, info)
+    return 0
+
+
+def cmd_prepare(args):
+    from .data import prepare
+
+    if args.source == "amazon":
+        info = prepare.prepare_amazon(args.out, sequences=args.sequences, attributes=args.attributes,
+                                      reviews=args.reviews, meta=args.meta, seed=args.seed,
+                                      max_history=args.max_history)
+    else:
+        info = prepare.prepare_movielens(args.out, args.ratings, args.movies, seed=args.seed,
+                                         max_history=args.max_history)
+    c = info["counts"]
+    print(f"{args.out}: {info['n_users']} users, {info['n_goods']} goods, {info['n_cates']} categories; "
+          + ", ".join(f"{k} {v['samples']} samples ({100 * (v['positive_rate'] or 0):.1f}% positive)"
+                      for k, v in c.items()))
+    skipped = info["stats"].get("users_skipped_fewer_than_3")
+    if skipped:
+        print(f"skipped {skipped} users with fewer than 3 behaviours")
+    return 0
+
+
+def cmd_bench(args):
+    import platform
+
+    import numba
+    import numpy as np
+
+    from . import __version__
+    from .bench import format_table, run
+
+    if any(t > numba.config.NUMBA_NUM_THREADS for t in args.threads):
+        raise ValueError(f"threads: at most {numba.config.NUMBA_NUM_THREADS} on this machine")
+    print(f"minidin {__version__} bench: numba {numba.__version__}, numpy {np.__version__}, "
+          f"{platform.processor() or platform.machine()}; training = forward + backward + SparseAdagrad step")
+    dataset = None
+    if args.data:
+        from .data import Dataset
+        dataset = Dataset.load(args.data)
+    res = run(args.batch_sizes, args.threads, samples=args.samples, repeats=args.repeats, compare=not args.no_torch,
+              dataset=dataset)
+    print(format_table(res))
+    if args.json:
+        _write_json(args.json, res)
+    return 0
+
+
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one and the help does not already say it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _show_defaults(parser):
+    """Every option's default in --help: argparse prints none for an option without help text."""
+    parser.formatter_class = _DefaultsHelp
+    for a in parser._actions:
+        if a.help is None and a.default is not None:
+            a.help = "default: " + (",".join(map(str, a.default)) if isinstance(a.default, tuple) else "%(default)s")
+
+
+def _add_commands(sub):
+    t = sub.add_parser("train", help="train DIN or the BaseModel (default: DIN on the built-in synthetic data)",
+                       description="Train a model, select the best epoch on validation GAUC, and report "
+                                   "validation and test AUC/GAUC (next to the oracle on synthetic data).")
+    _add_data_options(t)
+    from .config import add_options
+
+    groups = add_options(t, _positive_int, _units)  # names, defaults, choices and help: minidin/config.py
+    r = groups["run"]
+    r.add_argument("--epochs", type=_positive_int, default=None,
+                   help="maximum epochs (default 8; with --resume: the new total, default the checkpoint's)")
+    r.add_argument("--out", metavar="DIR", default=None, help="write best.npz/.json and last.npz/.json here")
+    r.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the run checkpointed in DIR (its last.npz), with that run's options; "
+                        "checkpoints keep going to DIR unless --out is given")
+    r.add_argument("--json", metavar="PATH", default=None, help="write the run's summary as JSON")
+    r.add_argument("--plot", metavar="PNG", default=None,
+                   help="draw train/validation loss and AUC per epoch (needs matplotlib: pip install 'minidin[plot]')")
+    t.set_defaults(func=cmd_train)
+    _show_defaults(t)
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on validation and test",
+                       description="Print validation and test AUC, GAUC and logloss of a checkpoint (a directory "
+                                   "means its best.npz).")
+    e.add_argument("checkpoint", metavar="CHECKPOINT")
+    _add_data_options(e, default=None)
+    e.add_argument("--json", metavar="PATH", default=None, help="write the metrics as JSON (same keys as train)")
+    e.set_defaults(func=cmd_evaluate)
+
+    bn = sub.add_parser("bench", help="training and inference throughput, one-sample latency",
+                        description="Measure training samples/s (forward + backward + SparseAdagrad step), inference "
+                                    "samples/s and one-sample latency of the default DIN in float32, on histories "
+                                    "drawn lognormal with mean 9; with torch installed (extra 'compare'), the same "
+                                    "model in PyTorch side by side, after checking loss and gradients agree.")
+    bn.add_argument("--batch-sizes", type=_units, default=(32, 256, 1024), metavar="B1,B2,...")
+    bn.add_argument("--threads", type=_units, default=(1, 2), metavar="T1,T2,...")
+    bn.add_argument("--samples", type=_positive_int, default=8192, help="samples per timed pass")
+    bn.add_argument("--repeats", type=_positive_int, default=3, help="timed passes (the median is reported)")
+    bn.add_argument("--data", metavar="DIR", default=None,
+                    help="draw batches from a prepared dataset's train split (real histories) instead of lognormal "
+                         "ones, e.g. Amazon Beauty from 'minidin prepare amazon'")
+    bn.add_argument("--no-torch", action="store_true",
+                    help="skip the PyTorch side-by-side columns even when torch is installed")
+    bn.add_argument("--json", metavar="PATH", default=None)
+    bn.set_defaults(func=cmd_bench)
+    _show_defaults(bn)
+
+    pr = sub.add_parser("prepare", help="turn Amazon or MovieLens files into a dataset directory",
+                        description="Write a compact dataset directory (data.npz + meta.json) from public files, "
+                                    "following the paper's protocols. See docs/data.md.")
+    psub = pr.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    am = psub.add_parser("amazon", help="Amazon reviews: next reviewed good vs a random negative",
+                         description="Either the original files (--reviews reviews_X_5.json[.gz] --meta "
+                                     "meta_X.json[.gz]) or the compact sequence format (--sequences X.txt "
+                                     "--attributes X_item2attributes.json). Last step: test; second-to-last: "
+                                     "validation; earlier steps: train; one uniform negative per positive.")
+    am.add_argument("--reviews", metavar="FILE")
+    am.add_argument("--meta", metavar="FILE")
+    am.add_argument("--sequences", metavar="FILE")
+    am.add_argument("--attributes", metavar="FILE")
+    am.add_argument("--out", metavar="DIR", required=True)
+    am.add_argument("--max-history", type=_positive_int, default=None,
+                    help="keep only the most recent behaviours of a history (default: all)")
+    am.add_argument("--seed", type=int, default=1234, help="negative sampling seed")
+    am.set_defaults(func=cmd_prepare)
+    ml = psub.add_parser("movielens", help="MovieLens ratings: rating >= 4 is a click, split by user",
+                         description="ratings.csv + movies.csv (ml-latest-small, ml-20m, ml-25m), ratings.dat + "
+                                     "movies.dat (ml-1m) or u.data + u.item (ml-100k); .gz accepted. The "
+                                     "category is the first listed genre.")
+    ml.add_argument("--ratings", metavar="FILE", required=True)
+    ml.add_argument("--movies", metavar="FILE", required=True)
+    ml.add_argument("--out", metavar="DIR", required=True)
+    ml.add_argument("--max-history", type=_positive_int, default=100,
+                    help="most recent ratings kept per history: some users rate thousands of movies, and the "
+                         "attention cost grows with the window")
+    ml.add_argument("--seed", type=int, default=1234, help="user split seed")
+    ml.set_defaults(func=cmd_prepare)
+
+    x = sub.add_parser("explain", help="show what a DIN checkpoint's attention learned",
+                       description="Show one test sample's attention weights over its history (like the paper's "
+                                   "Fig. 5), measure attention recovery against the synthetic data's true "
+                                   "relevance, or draw a map of the goods embeddings (like Fig. 6). Figures need "
+                                   "matplotlib: pip install 'minidin[plot]'.")
+    x.add_argument("checkpoint", metavar="CHECKPOINT")
+    _add_data_options(x, default=None)
+    x.add_argument("--sample", type=int, metavar="K", help="the K-th test sample (with --embedding-map: whose "
+                                                            "history colours the map; default 0)")
+    x.add_argument("--user", type=int, metavar="U", help="user U's (first) test sample")
+    x.add_argument("--recovery", action="store_true",
+                   help="Spearman correlation of weights with the true relevance over the test set (synthetic)")
+    x.add_argument("--embedding-map", metavar="PNG", help="PCA map of goods embeddings coloured by the predicted "
+                                                          "CTR of each good as the candidate for a test sample")
+    x.add_argument("--png", metavar="PATH", help="with --sample/--user: draw the weights as a PNG")
+    x.add_argument("--json", metavar="PATH", help="write the result as JSON")
+    x.set_defaults(func=cmd_explain)
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser():
     from .config import choices, default
@@ -59,9 +448,7 @@ def build_parser():
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=cmd_gradcheck)
 
-    from . import train_cli
-
-    train_cli.add_commands(sub)
+    _add_commands(sub)
     return p
 
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def _check(labels, scores, name="scores"):
@@ -34,7 +33,7 @@ def auc(labels, scores) -> float:
     n0 = labels.shape[0] - n1
     if n1 == 0 or n0 == 0:
         raise ValueError("labels: AUC needs at least one positive and one negative")
-    ranks = rankdata(scores)  # average ranks: ties share
+    ranks = _rankdata(scores)  # average ranks: ties share
     return float((ranks[labels == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
@@ -47,9 +46,9 @@ def gauc(labels, scores, users) -> float:
     uid, group = np.unique(users, return_inverse=True)
     G = uid.shape[0]
     # ranks within each user: rank a key that orders by (user, score), then subtract the group's start
-    dense = rankdata(scores, method="dense")
+    dense = _rankdata(scores, method="dense")
     key = group.astype(np.float64) * (dense.max() + 1) + dense
-    ranks = rankdata(key)  # average ranks over ties, which only occur within a user
+    ranks = _rankdata(key)  # average ranks over ties, which only occur within a user
     size = np.bincount(group, minlength=G).astype(np.float64)
     start = np.concatenate([[0.0], np.cumsum(size)[:-1]])
     ranks -= start[group]
@@ -77,3 +76,9 @@ def logloss(labels, probs, eps: float = 1e-15) -> float:
         raise ValueError("probs: must lie in [0, 1]")
     p = np.clip(probs, eps, 1 - eps)
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log1p(-p)))
+
+
+def _rankdata(*args, **kwargs):
+    from scipy.stats import rankdata  # imported on first use: scipy.stats takes most of a second to import
+
+    return rankdata(*args, **kwargs)
