@@ -1,11 +1,11 @@
 """End-to-end training/inference throughput and latency, minidin next to PyTorch (``minidin bench``).
 
     python bench/train_throughput.py [--batch-sizes 32,256,1024] [--threads 1,2] [--json PATH]
-                                     [--shared ../shared]
+                                     [--data-root DATA]
 
-Runs ``minidin bench`` on lognormal histories (mean 9), then, when the shared
-data folder holds Amazon Beauty, once more on real Beauty histories (prepared
-once into runs/bench/beauty). Extra options go to both runs; ``--json PATH``
+Runs ``minidin bench`` on lognormal histories (mean 9), then, when ``--data-root`` holds
+``amazon-s3rec-5core/Beauty.txt`` (docs/data.md, "Getting the data"), once more on real Beauty histories
+(prepared once into runs/bench/beauty). Extra options go to both runs; ``--json PATH``
 writes PATH and PATH with ``-beauty`` before its extension.
 """
 import os
@@ -17,8 +17,10 @@ sys.path.insert(0, ROOT)
 from minidin.cli import main  # noqa: E402
 
 
-def _beauty(shared):
-    src = os.path.join(shared, "data", "amazon-s3rec-5core")
+def _beauty(data_root):
+    if data_root is None:
+        return None
+    src = os.path.join(data_root, "amazon-s3rec-5core")
     out = os.path.join(ROOT, "runs", "bench", "beauty")
     if not os.path.exists(os.path.join(src, "Beauty.txt")):
         return None
@@ -31,13 +33,13 @@ def _beauty(shared):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    shared = os.path.join(ROOT, "..", "shared")
-    if "--shared" in args:
-        i = args.index("--shared")
-        shared = args[i + 1]
+    data_root = None
+    if "--data-root" in args:
+        i = args.index("--data-root")
+        data_root = args[i + 1]
         del args[i:i + 2]
     rc = main(["bench", *args])
-    beauty = _beauty(shared)
+    beauty = _beauty(data_root)
     if rc == 0 and beauty is not None:
         extra = list(args)
         if "--json" in extra:
@@ -47,5 +49,5 @@ if __name__ == "__main__":
         print("\nreal Amazon Beauty histories:")
         rc = main(["bench", "--data", beauty, *extra])
     elif beauty is None:
-        print(f"\n{shared}/data/amazon-s3rec-5core absent: skipped the real-history run")
+        print("\nno --data-root with amazon-s3rec-5core/Beauty.txt: skipped the real-history run")
     sys.exit(rc)

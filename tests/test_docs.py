@@ -74,3 +74,24 @@ def test_shell_snippets_are_real_commands():
     for item in not_run:
         warnings.warn(f"shell snippet not run by the tests: {item}")
     assert not_run  # the README's Quick start is here
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # everything below space but tab, newline, CR
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_control_characters(doc):
+    """A backslash escape eaten by a Python string (\\b, \\f in "\\beta", "\\frac") leaves a control
+    character where the LaTeX was; name the line."""
+    for n, line in enumerate(doc.read_text().splitlines(), 1):
+        m = CONTROL.search(line)
+        assert m is None, f"{doc.name}:{n}: control character {m.group()!r} in {line.strip()[:60]!r}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_docs_never_point_outside_the_repository(doc):
+    for n, line in enumerate(doc.read_text().splitlines(), 1):
+        assert "../shared" not in line, f"{doc.name}:{n}: points outside the repository"
+        for _, target, _ in LINK.findall(line):
+            if not target.startswith(("http://", "https://", "mailto:")):
+                assert (doc.parent / target).resolve().is_relative_to(ROOT), f"{doc.name}:{n}: {target}"

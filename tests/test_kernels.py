@@ -248,17 +248,17 @@ def test_bce_is_stable_for_huge_logits():
     assert np.isfinite(L.bce_forward(z32, y.astype(np.float32)))
 
 
-def test_float32_dice_gate_is_within_4_ulp_of_the_exact_sigmoid():
-    """dice_gate's branch-free float32 σ (the vectorizable one Dice uses) against float64 libm, on a dense grid
+def test_float32_sigmoid_fast_is_within_4_ulp_of_the_exact_sigmoid():
+    """sigmoid_fast's branch-free float32 σ (the vectorizable one Dice uses) against float64 libm, on a dense grid
     over ±100 plus the clamp and the edges of float32's range; float64 input keeps the exact σ."""
     from numba import njit
 
-    from minidin.layers.sigmoid import dice_gate
+    from minidin.layers.sigmoid import sigmoid_fast
 
     @njit(error_model="numpy")
     def gate_all(out, v):
         for i in range(v.shape[0]):
-            out[i] = dice_gate(v[i])
+            out[i] = sigmoid_fast(v[i])
 
     def exact_sigmoid(x):  # float64, without overflow
         e = np.exp(-np.abs(x.astype(np.float64)))

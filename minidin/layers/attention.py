@@ -28,8 +28,8 @@ Docs: docs/layers/attention.md
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import prange_only
-from .dense import matmul_add, matmul_nt_add, matmul_tn_add
+from .chunks import prange_only
+from .gemm import matmul_add, matmul_nt_add, matmul_tn_add
 
 
 @njit(cache=True, parallel=prange_only())
@@ -144,7 +144,7 @@ def attention_softmax_backward(dscores, dout, out, hist_offsets, scale):
 
 
 @njit(cache=True)
-def _split_weights(W, D):
+def split_weights(W, D):
     """(Wq + Wd) (D, H) and [Wk − Wd; Wp] (2D, H) from the first layer's W (4D, H)."""
     H = W.shape[1]
     Wqd = np.empty((D, H), dtype=W.dtype)
@@ -179,7 +179,7 @@ def attention_split_forward(out, kx, cand_emb, hist_emb, hist_offsets, W, b):
     """
     B, D = cand_emb.shape
     H = W.shape[1]
-    Wqd, W2 = _split_weights(W, D)
+    Wqd, W2 = split_weights(W, D)
     qz = np.zeros((B, H), dtype=out.dtype)
     matmul_add(qz, cand_emb, Wqd)
     for b_ in prange(B):
@@ -213,7 +213,7 @@ def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, h
     """
     B, D = cand_emb.shape
     N, H = dout.shape
-    Wqd, W2 = _split_weights(W, D)
+    Wqd, W2 = split_weights(W, D)
     S = np.zeros((B, H), dtype=dout.dtype)
     for b_ in range(B):  # one read of dz: serial, a parallel region would cost more to start (and compile)
         for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):

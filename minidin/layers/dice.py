@@ -27,71 +27,8 @@ Docs: docs/layers/dice.md
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds, n_chunks, prange_only
-from .sigmoid import dice_gate
-
-
-@njit(cache=True, parallel=prange_only())
-def _column_stats(x):
-    """Per-column mean and biased variance over the rows of x, as float64 (fixed-chunk reductions).
-
-    Accumulates in float64 whatever x's dtype. Also returns ``const`` (H,): the
-    columns whose rows agree to within rounding (spread ≤ 8 ulps of x's dtype),
-    which get variance exactly 0. Dice divides by sqrt(Var + 1e-8): rows that are
-    identical in exact arithmetic but differ in their last bits (a mean pooled
-    over 3 copies is not bitwise the copy) would otherwise turn rounding into
-    noise 10⁴ times larger, and float32 would disagree with float64 by 1e-3.
-
-    One parallel pass: each fixed chunk of rows takes its own mean and sum of squared
-    deviations (two passes over rows that stay in cache), and the chunks are merged in
-    chunk order (Chan et al.): M2 = Σ_c M2_c + Σ_c n_c (mean_c − mean)².
-    """
-    M, H = x.shape
-    C = n_chunks(M)
-    mean_c = np.zeros((C, H), dtype=np.float64)
-    m2_c = np.zeros((C, H), dtype=np.float64)
-    lo_v = np.empty((C, H), dtype=np.float64)
-    hi_v = np.empty((C, H), dtype=np.float64)
-    for c in prange(C):
-        lo, hi = chunk_bounds(c, C, M)
-        for h in range(H):
-            lo_v[c, h] = np.inf
-            hi_v[c, h] = -np.inf
-        for m in range(lo, hi):
-            for h in range(H):
-                v = x[m, h]
-                mean_c[c, h] += v
-                lo_v[c, h] = min(lo_v[c, h], v)
-                hi_v[c, h] = max(hi_v[c, h], v)
-        if hi > lo:
-            for h in range(H):
-                mean_c[c, h] /= hi - lo
-        for m in range(lo, hi):
-            for h in range(H):
-                d = x[m, h] - mean_c[c, h]
-                m2_c[c, h] += d * d
-    mean = np.zeros(H, dtype=np.float64)
-    var = np.zeros(H, dtype=np.float64)
-    const = np.ones(H, dtype=np.bool_)
-    if M == 0:
-        return mean, var, const
-    ulp = np.finfo(x.dtype).eps
-    for h in range(H):
-        vmin, vmax = np.inf, -np.inf
-        for c in range(C):
-            lo, hi = chunk_bounds(c, C, M)
-            mean[h] += mean_c[c, h] * (hi - lo)
-            vmin = min(vmin, lo_v[c, h])
-            vmax = max(vmax, hi_v[c, h])
-        mean[h] /= M
-        const[h] = vmax - vmin <= 8.0 * ulp * max(abs(vmin), abs(vmax))
-        if not const[h]:
-            for c in range(C):
-                lo, hi = chunk_bounds(c, C, M)
-                d = mean_c[c, h] - mean[h]
-                var[h] += m2_c[c, h] + (hi - lo) * d * d
-            var[h] /= M
-    return mean, var, const
+from .chunks import chunk_bounds, column_stats, n_chunks, prange_only
+from .sigmoid import sigmoid_fast
 
 
 @njit(cache=True, parallel=prange_only(), error_model="numpy")  # no ZeroDivisionError check: the gate loop vectorizes
@@ -119,7 +56,7 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
     var = np.empty(H, dtype=np.float64)
     const = np.zeros(H, dtype=np.bool_)  # columns whose rows are equal up to rounding: x̂ = 0 exactly
     if training:
-        mean, var, const = _column_stats(x)
+        mean, var, const = column_stats(x)
         if momentum > 0 and M > 0:
             for h in range(H):
                 running_mean[h] = (1.0 - momentum) * running_mean[h] + momentum * mean[h]
@@ -146,7 +83,7 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
         for h in range(H):
             s = x[m, h]
             xh = ((s - mean_hi[h]) - mean_lo[h]) * r[h]
-            pp = dice_gate(xh)  # float32: a branch-free σ that vectorizes (sigmoid.py)
+            pp = sigmoid_fast(xh)  # float32: a branch-free σ that vectorizes (sigmoid.py)
             xhat[m, h] = xh
             p[m, h] = pp
             out[m, h] = s * (alpha[h] + ac[h] * pp)

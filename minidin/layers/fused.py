@@ -28,9 +28,9 @@ Docs: docs/benchmarks.md
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import prange_only
-from .attention import _split_weights
-from .sigmoid import _sigmoid, dice_gate
+from .chunks import prange_only
+from .attention import split_weights
+from .sigmoid import sigmoid_exact, sigmoid_fast
 
 ACT_DICE, ACT_PRELU, ACT_SIGMOID = 0, 1, 2
 POOL_ATTENTION, POOL_SUM, POOL_MEAN = 0, 1, 2
@@ -56,7 +56,7 @@ def _activate_rows(z, rows, act, flat, state, layout, r, eps):
     if act == ACT_SIGMOID:
         for m in range(rows):
             for o in range(O):
-                z[m, o] = _sigmoid(z[m, o])  # not dice_gate: inlined twice in one kernel, it trips a Numba IR check
+                z[m, o] = sigmoid_exact(z[m, o])  # not sigmoid_fast: inlined twice in one kernel, it trips a Numba IR check
         return
     alpha = flat[a0:a0 + O]
     if act == ACT_PRELU:
@@ -74,7 +74,7 @@ def _activate_rows(z, rows, act, flat, state, layout, r, eps):
     for m in range(rows):
         for o in range(O):
             v = z[m, o]
-            z[m, o] = v * (alpha[o] + ac[o] * dice_gate((v - mean[o]) * inv[o]))
+            z[m, o] = v * (alpha[o] + ac[o] * sigmoid_fast((v - mean[o]) * inv[o]))
 
 
 @njit(cache=True)
@@ -105,7 +105,7 @@ def _split_first_layer(flat, layout, D, split):
     H = W1.shape[1]
     if not split:
         return np.empty((0, H), dtype=flat.dtype), np.empty((0, H), dtype=flat.dtype)
-    return _split_weights(W1, D)
+    return split_weights(W1, D)
 
 
 @njit(cache=True, parallel=prange_only())
@@ -251,4 +251,4 @@ def _infer_chunk(c, out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_
         v = z_out[s]
         if goods_bias.shape[0] > 0:
             v += goods_bias[cand_goods[b_lo + s], 0]
-        out[b_lo + s] = _sigmoid(v) if probabilities else v
+        out[b_lo + s] = sigmoid_exact(v) if probabilities else v

@@ -12,7 +12,7 @@ Docs: docs/layers/loss.md
 import numpy as np
 from numba import njit
 
-from .sigmoid import _sigmoid
+from .sigmoid import sigmoid_exact
 
 
 @njit(cache=True)
@@ -45,4 +45,4 @@ def bce_backward(dlogits, logits, labels, dloss):
     """
     B = logits.shape[0]
     for b in range(B):
-        dlogits[b] += dloss * (_sigmoid(logits[b]) - labels[b]) / B
+        dlogits[b] += dloss * (sigmoid_exact(logits[b]) - labels[b]) / B

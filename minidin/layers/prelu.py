@@ -12,7 +12,7 @@ Docs: docs/layers/activations.md
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds, n_chunks, prange_only
+from .chunks import chunk_bounds, n_chunks, prange_only
 
 
 @njit(cache=True, parallel=prange_only())
@@ -42,7 +42,7 @@ def prelu_backward(dx, dalpha, dout, x, alpha):
 
     forward was: f = s if s > 0 else α s
     so now:      ds += dout · (1 if s > 0 else α);   dα += Σ_m dout · s · I(s ≤ 0)
-    dα is reduced in fixed chunks (see ``_chunks``), so it is deterministic.
+    dα is reduced in fixed chunks (see ``chunks``), so it is deterministic.
     Docs: docs/layers/activations.md
     """
     M, H = x.shape

@@ -15,20 +15,21 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
-from ._chunks import prange_only
+from .chunks import prange_only
 
 
 @njit(cache=True)
-def _sigmoid(v):
+def sigmoid_exact(v):
+    """σ(v) = 1 / (1 + exp(−v)) with libm's exp, for a scalar of either dtype, without overflow."""
     if v >= 0:
         return 1.0 / (1.0 + np.exp(-v))
     e = np.exp(v)
     return e / (1.0 + e)
 
 
-# ---------------------------------------------------------------- Dice's gate in float32, vectorizable
+# ---------------------------------------------------------------- σ in float32, vectorizable (Dice's gate too)
 # Dice spends most of its forward in exp (scalar libm calls: this Numba has no SVML to vectorize them).
-# For float32 arrays, ``dice_gate`` computes σ with a branch-free exp (Cephes expf: range reduction by
+# For float32 arrays, ``sigmoid_fast`` computes σ with a branch-free exp (Cephes expf: range reduction by
 # ln 2, a degree-5 polynomial, the power of two put into the exponent bits), which LLVM vectorizes when
 # the kernel uses error_model="numpy" (Python's ZeroDivisionError check on '/' would block it). Its
 # error is at most 4 ulp of float32 (tests/test_kernels.py checks a dense grid over ±100); float64
@@ -74,21 +75,21 @@ def _sigmoid_f32(v):
     return q if v >= F32(0.0) else e * q
 
 
-def dice_gate(v):
+def sigmoid_fast(v):
     """σ(v): exact (libm exp) for float64 v, the vectorizable ``_sigmoid_f32`` for float32 v."""
-    return _sigmoid(v)
+    return sigmoid_exact(v)
 
 
-@overload(dice_gate, inline="always", jit_options={"error_model": "numpy"})
-def _dice_gate(v):
+@overload(sigmoid_fast, inline="always", jit_options={"error_model": "numpy"})
+def _sigmoid_fast_impl(v):
     if isinstance(v, types.Float) and v.bitwidth == 32:
         return lambda v: _sigmoid_f32(v)
-    return lambda v: _sigmoid(v)
+    return lambda v: sigmoid_exact(v)
 
 
 @njit(cache=True, parallel=prange_only(), error_model="numpy")  # as dice_forward: the loop vectorizes
 def sigmoid_forward(out, x):
-    """out = σ(x), element-wise over a 2-D array (float32: Dice's vectorized gate, within 4 ulp).
+    """out = σ(x), element-wise over a 2-D array (float32: the vectorized ``sigmoid_fast``, within 4 ulp).
 
     out: (M, H) float, written; cached for backward
     x:   (M, H) float
@@ -97,7 +98,7 @@ def sigmoid_forward(out, x):
     M, H = x.shape
     for m in prange(M):
         for h in range(H):
-            out[m, h] = dice_gate(x[m, h])
+            out[m, h] = sigmoid_fast(x[m, h])
 
 
 @njit(cache=True, parallel=prange_only())
