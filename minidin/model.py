@@ -66,8 +66,8 @@ from .layers import (
     unique_rows,
 )
 from .config import ModelConfig
-from .layers.fused import (ACT_DICE, ACT_PRELU, ACT_SIGMOID, POOL_ATTENTION, POOL_MEAN, POOL_SUM,
-                           din_infer_forward)
+from .layers.fused import (ACT_DICE, ACT_PRELU, ACT_SIGMOID, POOL_ATTENTION, POOL_MEAN, POOL_SUM, FusedArch,
+                           FusedBatch, FusedParams, din_infer_forward)
 from .params import Grads, Params
 from .sparse import SparseGrad
 
@@ -169,8 +169,7 @@ class DeepInterestModel:
         cfg, dt = self.cfg, self.dtype
         rng = np.random.default_rng(cfg.seed)
         self._workspace = {}  # step intermediates, reused across steps (``_buf``)
-        self._static = None  # the fused kernel's architecture arguments (``_fused_static``)
-        self._no_bias = np.zeros((0, 1), dtype=dt)  # the fused kernel's goods_bias argument when there is none
+        self._arch = None  # the fused kernel's FusedArch (``_fused_arch``)
         tables = {"goods_emb": (rng.standard_normal((cfg.n_goods, cfg.goods_dim)) * cfg.emb_std).astype(dt),
                   "cate_emb": (rng.standard_normal((cfg.n_cates, cfg.cate_dim)) * cfg.emb_std).astype(dt)}
         if cfg.goods_bias:
@@ -416,14 +415,11 @@ class DeepInterestModel:
     # ------------------------------------------------------------------ fused inference
     _ACTS = {"dice": ACT_DICE, "prelu": ACT_PRELU, "sigmoid": ACT_SIGMOID}
 
-    def _fused_static(self):
-        """The fused kernel's arguments that only change with the architecture (built once), derived from
-        ``params.layout`` / ``params.offsets``.
-
-        The first is the (L, 6) int64 layout: one row per dense layer locating it in params.dense and
-        state_flat (W offset, in, out, b offset, alpha offset or -1, Dice state offset or -1).
-        """
-        if self._static is None:
+    def _fused_arch(self) -> FusedArch:
+        """The fused kernel's architecture, derived from ``params.layout`` / ``params.offsets`` (built once):
+        one layout row per dense layer locating it in params.dense and state_flat (W offset, in, out,
+        b offset, alpha offset or -1, Dice state offset or -1)."""
+        if self._arch is None:
             shapes, off = dict(self.params.layout), self.params.offsets
             rows = []
             for prefix, _, units, act in self._blocks():
@@ -432,19 +428,23 @@ class DeepInterestModel:
                     rows.append([off[f"{prefix}.{i}.W"], n_in, n_out, off[f"{prefix}.{i}.b"],
                                  off.get(f"{prefix}.{i}.alpha", -1), self._state_offsets.get(f"{prefix}.{i}", -1)])
             att = self.uses_attention
-            self._static = (np.array(rows, dtype=np.int64), len(self.attention_units) if att else 0,
-                            self._ACTS[self.attention_activation] if att else ACT_DICE, self._ACTS[self.activation],
-                            POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
-                            self._softmax_scale if att and self.attention_softmax else 0.0, self.dice_eps)
-        return self._static
+            self._arch = FusedArch(
+                layout=np.array(rows, dtype=np.int64), n_att=len(self.attention_units) if att else 0,
+                att_act=self._ACTS[self.attention_activation] if att else ACT_DICE,
+                mlp_act=self._ACTS[self.activation],
+                pool=POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
+                softmax=bool(att and self.attention_softmax), softmax_scale=float(self._softmax_scale),
+                eps=float(self.dice_eps))
+        return self._arch
 
     def _fused_logits(self, batch, probabilities=False):
         P = self.params
         out = np.empty(batch.size, dtype=self.dtype)
-        bias = P["goods_bias"] if self.goods_bias else self._no_bias
-        din_infer_forward(out, batch.hist_goods, batch.hist_cates, batch.hist_offsets, batch.cand_goods,
-                          batch.cand_cates, P["goods_emb"], P["cate_emb"], bias, P.dense, self.state_flat,
-                          *self._fused_static(), probabilities)
+        bias = P["goods_bias"] if self.goods_bias else np.zeros((0, 1), dtype=self.dtype)
+        din_infer_forward(out, FusedBatch(batch.hist_goods, batch.hist_cates, batch.hist_offsets, batch.cand_goods,
+                                          batch.cand_cates),
+                          FusedParams(P["goods_emb"], P["cate_emb"], bias, P.dense, self.state_flat),
+                          self._fused_arch(), probabilities)
         return out
 
     # ------------------------------------------------------------------ public API

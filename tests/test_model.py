@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import minidin
 from minidin.gradcheck import check_array, check_model
+from minidin.layers.fused import SPLIT_MIN_ROWS
 from tests import reference as ref
 from tests.strategies import batches
 
@@ -403,8 +404,14 @@ def test_fused_inference_matches_the_per_layer_kernels(kind, act, opt, dtype):
     spread_params(model, rng, scale=0.4)
     model.loss_and_grad(batch)  # Dice running averages away from (0, 1)
     one = minidin.Batch.from_lists(hist_goods=[[3, 5, 3]], hist_cates=[[1, 2, 1]], cand_goods=[3], cand_cates=[1])
+    # enough behaviours for the fused kernel's split first layer (combined weights, one GEMM per chunk)
+    big_lens = rng.integers(0, 13, 90)
+    big = minidin.Batch.from_lists(hist_goods=[list(rng.integers(0, 30, t)) for t in big_lens],
+                                   hist_cates=[list(rng.integers(0, 4, t)) for t in big_lens],
+                                   cand_goods=list(rng.integers(0, 30, 90)), cand_cates=list(rng.integers(0, 4, 90)))
+    assert batch.hist_goods.size < SPLIT_MIN_ROWS <= big.hist_goods.size
     tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
-    for b in (batch, one):
+    for b in (batch, big, one):
         np.testing.assert_allclose(model.logits(b), model.logits(b, fused=False), **tol)
         p = model.predict(b)
         assert p.dtype == dtype

@@ -87,6 +87,26 @@ def attention_input_backward(dcand_emb, dhist_emb, dout, cand_emb, hist_emb, his
                 dhist_emb[n, d] += g1 - g2 + g3 * q
 
 
+@njit(cache=True)
+def softmax_segment(out, scores, lo, hi, scale):
+    """out[lo:hi] = softmax(scale · scores[lo:hi]) for one history (max subtracted; nothing for hi == lo).
+    ``out`` may be ``scores`` itself. Shared by ``attention_softmax_forward`` and the fused inference kernel."""
+    if hi == lo:
+        return
+    m = scale * scores[lo]
+    for n in range(lo + 1, hi):
+        v = scale * scores[n]
+        if v > m:
+            m = v
+    total = 0.0
+    for n in range(lo, hi):
+        e = np.exp(scale * scores[n] - m)
+        out[n] = e
+        total += e
+    for n in range(lo, hi):
+        out[n] = out[n] / total
+
+
 @njit(cache=True, parallel=prange_only())
 def attention_softmax_forward(out, scores, hist_offsets, scale):
     """Softmax of scaled scores within each history (the official code's option).
@@ -102,22 +122,7 @@ def attention_softmax_forward(out, scores, hist_offsets, scale):
     """
     B = hist_offsets.shape[0] - 1
     for b in prange(B):
-        lo = hist_offsets[b]
-        hi = hist_offsets[b + 1]
-        if hi == lo:
-            continue
-        m = scale * scores[lo]
-        for n in range(lo + 1, hi):
-            v = scale * scores[n]
-            if v > m:
-                m = v
-        total = 0.0
-        for n in range(lo, hi):
-            e = np.exp(scale * scores[n] - m)
-            out[n] = e
-            total += e
-        for n in range(lo, hi):
-            out[n] = out[n] / total
+        softmax_segment(out, scores, hist_offsets[b], hist_offsets[b + 1], scale)
 
 
 @njit(cache=True, parallel=prange_only())

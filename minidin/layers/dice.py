@@ -31,6 +31,27 @@ from .chunks import chunk_bounds, column_stats, n_chunks, prange_only
 from .sigmoid import sigmoid_fast
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def dice_element(s, mean_hi, mean_lo, r, alpha, ac):
+    """Eq. (9) at one element: (f(s), x̂, p) with x̂ = ((s − mean_hi) − mean_lo)·r, p = σ(x̂),
+    f(s) = s·(α + (1 − α)·p); ``ac`` is 1 − α. Shared with the fused inference kernel."""
+    xh = ((s - mean_hi) - mean_lo) * r
+    pp = sigmoid_fast(xh)  # float32: a branch-free σ that vectorizes (sigmoid.py)
+    return s * (alpha + ac * pp), xh, pp
+
+
+@njit(cache=True, inline="always")
+def dice_column(mean_hi, mean_lo, r, ac, inv_std, h, mean, var, const, alpha, eps):
+    """Column h's coefficients for ``dice_element``, in the arrays' dtype, from float64 statistics:
+    inv_std = 1/sqrt(var + ε); the mean as hi + lo parts (mean_hi = mean rounded to the dtype);
+    r = inv_std, or 0 for a constant column; ac = 1 − α. Shared with the fused inference kernel."""
+    inv_std[h] = 1.0 / np.sqrt(var + eps)
+    mean_hi[h] = mean
+    mean_lo[h] = mean - mean_hi[h]
+    r[h] = 0.0 if const else inv_std[h]
+    ac[h] = 1.0 - alpha
+
+
 @njit(cache=True, parallel=prange_only(), error_model="numpy")  # no ZeroDivisionError check: the gate loop vectorizes
 def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, training, momentum, eps):
     """Dice forward, in training (batch statistics) or inference (running averages) mode.
@@ -74,19 +95,10 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
     r = np.empty(H, dtype=x.dtype)
     ac = np.empty(H, dtype=x.dtype)  # 1 − α
     for h in range(H):
-        inv_std[h] = 1.0 / np.sqrt(var[h] + eps)
-        mean_hi[h] = mean[h]
-        mean_lo[h] = mean[h] - mean_hi[h]
-        r[h] = 0.0 if const[h] else inv_std[h]
-        ac[h] = 1.0 - alpha[h]
+        dice_column(mean_hi, mean_lo, r, ac, inv_std, h, mean[h], var[h], const[h], alpha[h], eps)
     for m in prange(M):
         for h in range(H):
-            s = x[m, h]
-            xh = ((s - mean_hi[h]) - mean_lo[h]) * r[h]
-            pp = sigmoid_fast(xh)  # float32: a branch-free σ that vectorizes (sigmoid.py)
-            xhat[m, h] = xh
-            p[m, h] = pp
-            out[m, h] = s * (alpha[h] + ac[h] * pp)
+            out[m, h], xhat[m, h], p[m, h] = dice_element(x[m, h], mean_hi[h], mean_lo[h], r[h], alpha[h], ac[h])
 
 
 @njit(cache=True, parallel=prange_only())

@@ -25,12 +25,17 @@ Deviations: none in what is computed; rounding differs from the per-layer path.
 
 Docs: docs/benchmarks.md
 """
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
+from .attention import softmax_segment, split_weights
+from .blas import NO_TRANS, xgemm
 from .chunks import prange_only
-from .attention import split_weights
-from .sigmoid import sigmoid_exact, sigmoid_fast
+from .dice import dice_column, dice_element
+from .prelu import prelu
+from .sigmoid import sigmoid_exact
 
 ACT_DICE, ACT_PRELU, ACT_SIGMOID = 0, 1, 2
 POOL_ATTENTION, POOL_SUM, POOL_MEAN = 0, 1, 2
@@ -41,6 +46,58 @@ SPLIT_MIN_ROWS = 256  # behaviours in the batch from which the split first layer
 L_W, L_IN, L_OUT, L_B, L_ALPHA, L_STAT = 0, 1, 2, 3, 4, 5
 
 
+class FusedArch(NamedTuple):
+    """The architecture as the fused kernel reads it; the model builds it once from ``Params``' layout."""
+
+    layout: np.ndarray  # (L, 6) int64: one row per dense layer, att.0 .. att.out then mlp.0 .. mlp.out
+    n_att: int  # attention hidden layers (0: BaseModel)
+    att_act: int  # ACT_DICE / ACT_PRELU / ACT_SIGMOID
+    mlp_act: int
+    pool: int  # POOL_ATTENTION / POOL_SUM / POOL_MEAN
+    softmax: bool  # softmax of softmax_scale · scores within each history (attention_softmax)
+    softmax_scale: float  # 1/sqrt(D)
+    eps: float  # Dice's ε
+
+
+class FusedParams(NamedTuple):
+    """Every parameter the fused kernel reads."""
+
+    goods_table: np.ndarray  # (Vg, Dg)
+    cate_table: np.ndarray  # (Vc, Dc)
+    goods_bias: np.ndarray  # (Vg, 1), or (0, 1) without the per-goods bias
+    flat: np.ndarray  # every dense parameter, one buffer (Params.dense)
+    state: np.ndarray  # every Dice running mean and variance, one buffer (model.state_flat)
+
+
+class FusedBatch(NamedTuple):
+    """A batch's arrays (``minidin.Batch``): CSR histories and the candidates."""
+
+    hist_goods: np.ndarray  # (N,) int64
+    hist_cates: np.ndarray  # (N,) int64
+    hist_offsets: np.ndarray  # (B+1,) int64
+    cand_goods: np.ndarray  # (B,) int64
+    cand_cates: np.ndarray  # (B,) int64
+
+
+class _Work(NamedTuple):
+    """Scratch for one call, allocated before the parallel loop; a chunk uses only its own rows."""
+
+    q: np.ndarray  # (B, D) candidate embeddings
+    k: np.ndarray  # (N, D) behaviour embeddings
+    w: np.ndarray  # (N,) pooling weights
+    kx: np.ndarray  # (N, 2D) [k, q⊙k] (split path; (0, 2D) otherwise)
+    qz: np.ndarray  # (B·A1,) the per-sample term q·(Wq+Wd) + b of the first attention layer
+    att_a: np.ndarray  # (N·A,) and att_b: ping-pong activations of the attention MLP (A: its widest layer)
+    att_b: np.ndarray
+    x: np.ndarray  # (B, 3D) [u, q, u⊙q]
+    mlp_a: np.ndarray  # (B·H,) and mlp_b: ping-pong activations of the main MLP (H: its widest layer)
+    mlp_b: np.ndarray
+    scores: np.ndarray  # (N,)
+    logits: np.ndarray  # (B,)
+    dice: np.ndarray  # (4, S): Dice's mean_hi, mean_lo, r, 1 − α per running-average slot (S = state size)
+    wrow: np.ndarray  # (C, 2, A1): per chunk, one row of Wq + Wd and of Wk − Wd (the small-history path)
+
+
 @njit(cache=True)
 def _weights(flat, layout, r):
     """Layer r's W (in, out) and b (out,) as views of the flat parameter buffer."""
@@ -48,9 +105,24 @@ def _weights(flat, layout, r):
     return flat[w0:w0 + n_in * n_out].reshape((n_in, n_out)), flat[b0:b0 + n_out]
 
 
-@njit(cache=True, error_model="numpy")  # as dice_forward: the Dice gate loop vectorizes
-def _activate_rows(z, rows, act, flat, state, layout, r, eps):
+@njit(cache=True)
+def _dice_coefficients(dice, params, arch):
+    """Every Dice layer's ``dice_column`` coefficients from its running averages, once per call."""
+    layout = arch.layout
+    inv_std = np.empty(params.state.shape[0], dtype=params.flat.dtype)
+    for r in range(layout.shape[0]):
+        s0, a0, O = layout[r, L_STAT], layout[r, L_ALPHA], layout[r, L_OUT]
+        if s0 < 0:
+            continue
+        for o in range(O):
+            dice_column(dice[0], dice[1], dice[2], dice[3], inv_std, s0 + o, params.state[s0 + o],
+                        params.state[s0 + O + o], False, params.flat[a0 + o], arch.eps)
+
+
+@njit(cache=True, error_model="numpy")  # as dice_forward: the Dice element loop vectorizes
+def _activate_rows(z, rows, act, params, arch, dice, r):
     """z[:rows] = act(z[:rows]) in inference mode (Dice with its running mean and variance)."""
+    layout = arch.layout
     O = layout[r, L_OUT]
     a0, s0 = layout[r, L_ALPHA], layout[r, L_STAT]
     if act == ACT_SIGMOID:
@@ -58,197 +130,200 @@ def _activate_rows(z, rows, act, flat, state, layout, r, eps):
             for o in range(O):
                 z[m, o] = sigmoid_exact(z[m, o])  # not sigmoid_fast: inlined twice in one kernel, it trips a Numba IR check
         return
-    alpha = flat[a0:a0 + O]
+    alpha = params.flat[a0:a0 + O]
     if act == ACT_PRELU:
         for m in range(rows):
             for o in range(O):
-                v = z[m, o]
-                z[m, o] = v if v > 0 else alpha[o] * v
+                z[m, o] = prelu(z[m, o], alpha[o])
         return
-    mean = state[s0:s0 + O]
-    inv = np.empty(O, dtype=z.dtype)
-    ac = np.empty(O, dtype=z.dtype)  # 1 − α in z's dtype: a float32 model stays in float32 arithmetic
-    for o in range(O):
-        inv[o] = 1.0 / np.sqrt(state[s0 + O + o] + eps)
-        ac[o] = 1.0 - alpha[o]
+    mean_hi, mean_lo, rr, ac = dice[0, s0:s0 + O], dice[1, s0:s0 + O], dice[2, s0:s0 + O], dice[3, s0:s0 + O]
     for m in range(rows):
         for o in range(O):
-            v = z[m, o]
-            z[m, o] = v * (alpha[o] + ac[o] * sigmoid_fast((v - mean[o]) * inv[o]))
+            z[m, o] = dice_element(z[m, o], mean_hi[o], mean_lo[o], rr[o], alpha[o], ac[o])[0]
 
 
 @njit(cache=True)
-def _mlp_rows(x, rows, first, n_hidden, act, flat, state, layout, eps):
-    """Hidden layers first .. first+n_hidden−1, then the one-unit output layer, on x[:rows]: (rows,) outputs."""
+def _dense_rows(out, x, rows, params, arch, r):
+    """out[:rows] = x[:rows] · W + b of layer r (one single-threaded BLAS call; out and x C-contiguous)."""
+    W, b = _weights(params.flat, arch.layout, r)
+    K, P = W.shape
+    for m in range(rows):
+        for o in range(P):
+            out[m, o] = b[o]
+    if rows > 0 and K > 0:
+        xgemm(NO_TRANS, NO_TRANS, P, rows, K, W, 0, P, x, 0, K, 1.0, out, 0, P)
+
+
+@njit(cache=True)
+def _mlp_rows(x, rows, first, n_hidden, act, params, arch, dice, buf_a, buf_b, lo, out):
+    """Hidden layers first .. first+n_hidden−1, then the one-unit output layer, on x[:rows]; writes out[:rows].
+    Layer outputs alternate between buf_a and buf_b, each used from element lo·width on (the chunk's rows)."""
+    layout = arch.layout
     for i in range(n_hidden):
-        W, b = _weights(flat, layout, first + i)
-        z = np.dot(x[:rows], W)
-        for m in range(rows):
-            for o in range(b.shape[0]):
-                z[m, o] += b[o]
-        _activate_rows(z, rows, act, flat, state, layout, first + i, eps)
+        O = layout[first + i, L_OUT]
+        buf = buf_a if i % 2 == 0 else buf_b
+        z = buf[lo * O:(lo + rows) * O].reshape((rows, O))
+        _dense_rows(z, x, rows, params, arch, first + i)
+        _activate_rows(z, rows, act, params, arch, dice, first + i)
         x = z
-    W, b = _weights(flat, layout, first + n_hidden)
-    out = np.empty(rows, dtype=x.dtype)
+    W, b = _weights(params.flat, layout, first + n_hidden)
     for m in range(rows):
         s = b[0]
         for i in range(W.shape[0]):
             s += x[m, i] * W[i, 0]
         out[m] = s
-    return out
 
 
 @njit(cache=True)
-def _split_first_layer(flat, layout, D, split):
-    """Wq + Wd (D, H) and [Wk − Wd; Wp] (2D, H) of the first attention layer (empty unless ``split``)."""
-    W1, _ = _weights(flat, layout, 0)
-    H = W1.shape[1]
-    if not split:
-        return np.empty((0, H), dtype=flat.dtype), np.empty((0, H), dtype=flat.dtype)
-    return split_weights(W1, D)
+def _widest(layout, lo, hi):
+    w = 1
+    for r in range(lo, hi):
+        w = max(w, layout[r, L_OUT])
+    return w
 
 
 @njit(cache=True, parallel=prange_only())
-def din_infer_forward(out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table, cate_table,
-                      goods_bias, flat, state, layout, n_att, att_act, mlp_act, pool, softmax_scale, eps,
-                      probabilities):
+def din_infer_forward(out, batch, params, arch, probabilities):
     """Inference logits (or probabilities) of every sample, the whole model fused.
 
-    out:          (B,) float, written: logits z, or σ(z) when ``probabilities``
-    hist_*, cand_*, hist_offsets: the batch (CSR histories)
-    goods_table (Vg, Dg), cate_table (Vc, Dc): embeddings;  goods_bias (Vg, 1), or (0, 1) for none
-    flat:         every dense parameter, one buffer (``model.dense_flat``)
-    state:        every Dice running mean and variance, one buffer (``model.state_flat``)
-    layout:       (L, 6) int64, one row per dense layer in order att.0 .. att.out, mlp.0 .. mlp.out:
-                  W offset, in, out, b offset, alpha offset (-1), state offset (-1)
-    n_att:        attention hidden layers (0 for the BaseModel)
-    att_act, mlp_act: ACT_DICE / ACT_PRELU / ACT_SIGMOID
-    pool:         POOL_ATTENTION / POOL_SUM / POOL_MEAN
-    softmax_scale: > 0: softmax of scale·scores within each history (attention_softmax); 0: raw scores
-    eps:          Dice's ε
+    out:           (B,) float, written: logits z, or σ(z) when ``probabilities``
+    batch:         FusedBatch, the CSR histories and candidates
+    params:        FusedParams, embeddings, per-goods bias, the flat dense buffer and Dice's running averages
+    arch:          FusedArch, the layer layout, activations, pooling and softmax option
 
     Per sample b, with q = [Wg[cand], Wc[cand]] and behaviours k_n (paper Eq. (3), Fig. 2):
       z1_n = [q, k_n, q−k_n, q⊙k_n]·W + b = (q·(Wq + Wd) + b) + [k_n, q⊙k_n]·[Wk − Wd; Wp]
       s_n  = MLP_att(z1_n);  w = s, or softmax(scale·s);  u = Σ_n w_n k_n   (BaseModel: w = 1 or 1/T)
       z    = MLP([u, q, u⊙q]) (+ goods_bias[cand]);  out = z or σ(z)
+    Every scratch array is allocated here, before the parallel loop over chunks of samples.
     Docs: docs/benchmarks.md
     """
-    B = cand_goods.shape[0]
-    D = goods_table.shape[1] + cate_table.shape[1]
-    N = hist_goods.shape[0]
-    split = pool == POOL_ATTENTION and N >= SPLIT_MIN_ROWS
-    Wqd, W2 = _split_first_layer(flat, layout, D, split)
+    B = batch.cand_goods.shape[0]
+    D = params.goods_table.shape[1] + params.cate_table.shape[1]
+    N = batch.hist_goods.shape[0]
+    dt = params.flat.dtype
+    layout = arch.layout
+    attend = arch.pool == POOL_ATTENTION
+    split = attend and N >= SPLIT_MIN_ROWS
+    W1, _ = _weights(params.flat, layout, 0)
+    if split:
+        Wqd, W2 = split_weights(W1, D)
+    else:
+        Wqd, W2 = np.empty((0, W1.shape[1]), dtype=dt), np.empty((0, W1.shape[1]), dtype=dt)
     C = (B + SAMPLES_PER_CHUNK - 1) // SAMPLES_PER_CHUNK
+    A = _widest(layout, 0, arch.n_att) if attend else 1
+    H = _widest(layout, arch.n_att + 1 if attend else 0, layout.shape[0] - 1)
+    work = _Work(np.empty((B, D), dt), np.empty((N, D), dt), np.empty(N, dt),
+                 np.empty((N if split else 0, 2 * D), dt), np.empty(B * A, dt), np.empty(N * A, dt),
+                 np.empty(N * A, dt), np.empty((B, 3 * D), dt), np.empty(B * H, dt), np.empty(B * H, dt),
+                 np.empty(N, dt), np.empty(B, dt), np.zeros((4, params.state.shape[0]), dt),
+                 np.empty((C, 2, W1.shape[1]), dt))
+    _dice_coefficients(work.dice, params, arch)
     # the chunk index is passed as int64 at both calls: one compiled signature of _infer_chunk, not three
     if C == 1:  # one sample or a few: no thread-pool round trip (latency)
-        _infer_chunk(np.int64(0), out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table,
-                     cate_table, goods_bias, flat, state, layout, n_att, att_act, mlp_act, pool, softmax_scale, eps,
-                     probabilities, split, Wqd, W2)
+        _infer_chunk(np.int64(0), out, batch, params, arch, probabilities, split, Wqd, W2, work)
     else:
         for c in prange(C):
-            _infer_chunk(np.int64(c), out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table,
-                         cate_table, goods_bias, flat, state, layout, n_att, att_act, mlp_act, pool, softmax_scale,
-                         eps, probabilities, split, Wqd, W2)
+            _infer_chunk(np.int64(c), out, batch, params, arch, probabilities, split, Wqd, W2, work)
 
 
 @njit(cache=True)
-def _infer_chunk(c, out, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, goods_table, cate_table,
-                 goods_bias, flat, state, layout, n_att, att_act, mlp_act, pool, softmax_scale, eps, probabilities,
-                 split, Wqd, W2):
-    """Samples [c·SAMPLES_PER_CHUNK, (c+1)·SAMPLES_PER_CHUNK) of ``din_infer_forward``."""
+def _infer_chunk(c, out, batch, params, arch, probabilities, split, Wqd, W2, work):
+    """Samples [c·SAMPLES_PER_CHUNK, (c+1)·SAMPLES_PER_CHUNK) of ``din_infer_forward``, in ``work``'s rows
+    of those samples and of their behaviours only."""
+    hist_offsets, cand_goods = batch.hist_offsets, batch.cand_goods
+    goods_table, cate_table = params.goods_table, params.cate_table
     B = cand_goods.shape[0]
     Dg = goods_table.shape[1]
     D = Dg + cate_table.shape[1]
-    dt = goods_table.dtype
     b_lo = c * SAMPLES_PER_CHUNK
     b_hi = min(B, b_lo + SAMPLES_PER_CHUNK)
     S = b_hi - b_lo
     r_lo, r_hi = hist_offsets[b_lo], hist_offsets[b_hi]
     R = r_hi - r_lo
-    q = np.empty((S, D), dtype=dt)
+    q, k, w = work.q[b_lo:b_hi], work.k[r_lo:r_hi], work.w[r_lo:r_hi]
     for s in range(S):
         for d in range(Dg):
             q[s, d] = goods_table[cand_goods[b_lo + s], d]
         for d in range(D - Dg):
-            q[s, Dg + d] = cate_table[cand_cates[b_lo + s], d]
-    k = np.empty((R, D), dtype=dt)
+            q[s, Dg + d] = cate_table[batch.cand_cates[b_lo + s], d]
     for n in range(R):
         for d in range(Dg):
-            k[n, d] = goods_table[hist_goods[r_lo + n], d]
+            k[n, d] = goods_table[batch.hist_goods[r_lo + n], d]
         for d in range(D - Dg):
-            k[n, Dg + d] = cate_table[hist_cates[r_lo + n], d]
-    w = np.empty(R, dtype=dt)  # pooling weights
-    if pool == POOL_ATTENTION and R > 0:
-        W1, b1 = _weights(flat, layout, 0)
+            k[n, Dg + d] = cate_table[batch.hist_cates[r_lo + n], d]
+    if arch.pool == POOL_ATTENTION and R > 0:
+        W1, b1 = _weights(params.flat, arch.layout, 0)
+        A1 = W1.shape[1]
+        z = work.att_a[r_lo * A1:r_hi * A1].reshape((R, A1))
+        qz = work.qz[b_lo * A1:b_hi * A1].reshape((S, A1))
         if split:
-            kx = np.empty((R, 2 * D), dtype=dt)
+            kx = work.kx[r_lo:r_hi]
             for s in range(S):
                 for n in range(hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo):
                     for d in range(D):
                         kx[n, d] = k[n, d]
                         kx[n, D + d] = q[s, d] * k[n, d]
-            z = np.dot(kx, W2)
-            qz = np.dot(q, Wqd)
+            # z = kx · W2 and qz = q · Wqd, one BLAS call each on this chunk's rows (β = 0: overwrite)
+            xgemm(NO_TRANS, NO_TRANS, A1, R, 2 * D, W2, 0, A1, work.kx, r_lo * 2 * D, 2 * D, 0.0, work.att_a,
+                  r_lo * A1, A1)
+            xgemm(NO_TRANS, NO_TRANS, A1, S, D, Wqd, 0, A1, work.q, b_lo * D, D, 0.0, work.qz, b_lo * A1, A1)
         else:  # few rows: the same split, read straight from W (rows Wq, Wk, Wd, Wp) without set-up.
             # d outermost: each row of W is read once per chunk (not once per behaviour) and z stays in
             # L1; a one-sample history of 9 takes 9 µs here instead of 17.
-            H = W1.shape[1]
-            qz = np.zeros((S, H), dtype=dt)
-            z = np.zeros((R, H), dtype=dt)
-            wqd = np.empty(H, dtype=dt)  # row d of Wq + Wd
-            wkd = np.empty(H, dtype=dt)  # row d of Wk − Wd
+            wqd, wkd = work.wrow[c, 0], work.wrow[c, 1]  # row d of Wq + Wd and of Wk − Wd
+            for s in range(S):
+                for o in range(A1):
+                    qz[s, o] = 0.0
+            for n in range(R):
+                for o in range(A1):
+                    z[n, o] = 0.0
             for d in range(D):
-                for o in range(H):
+                for o in range(A1):
                     wqd[o] = W1[d, o] + W1[2 * D + d, o]
                     wkd[o] = W1[D + d, o] - W1[2 * D + d, o]
                 for s in range(S):
                     qd = q[s, d]
-                    for o in range(H):
+                    for o in range(A1):
                         qz[s, o] += qd * wqd[o]
                     for n in range(hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo):
                         kd = k[n, d]
                         qk = qd * kd
-                        for o in range(H):
+                        for o in range(A1):
                             z[n, o] += kd * wkd[o] + qk * W1[3 * D + d, o]
         for s in range(S):
             for n in range(hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo):
-                for o in range(W1.shape[1]):
+                for o in range(A1):
                     z[n, o] += qz[s, o] + b1[o]
-        _activate_rows(z, R, att_act, flat, state, layout, 0, eps)
-        scores = _mlp_rows(z, R, 1, n_att - 1, att_act, flat, state, layout, eps)
-        for n in range(R):  # element loop: an array assignment would add a shape-error path to compile
-            w[n] = scores[n]
-        if softmax_scale > 0:
+        _activate_rows(z, R, arch.att_act, params, arch, work.dice, 0)
+        # the layers after the first write to att_b, att_a, ... (the first layer's z lives in att_a)
+        _mlp_rows(z, R, 1, arch.n_att - 1, arch.att_act, params, arch, work.dice, work.att_b, work.att_a, r_lo,
+                  w)
+        if arch.softmax:
             for s in range(S):
-                lo, hi = hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo
-                if hi == lo:
-                    continue
-                m = softmax_scale * w[lo]
-                for n in range(lo + 1, hi):
-                    m = max(m, softmax_scale * w[n])
-                total = 0.0
-                for n in range(lo, hi):
-                    w[n] = np.exp(softmax_scale * w[n] - m)
-                    total += w[n]
-                for n in range(lo, hi):
-                    w[n] = w[n] / total
-    elif pool != POOL_ATTENTION:
+                softmax_segment(w, w, hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo,
+                                arch.softmax_scale)
+    elif arch.pool != POOL_ATTENTION:
         for s in range(S):
             lo, hi = hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo
             for n in range(lo, hi):
-                w[n] = 1.0 if pool == POOL_SUM else 1.0 / (hi - lo)
-    x = np.zeros((S, 3 * D), dtype=dt)  # [u, q, u⊙q]
+                w[n] = 1.0 if arch.pool == POOL_SUM else 1.0 / (hi - lo)
+    x = work.x[b_lo:b_hi]  # [u, q, u⊙q]
     for s in range(S):
+        for d in range(D):
+            x[s, d] = 0.0
         for n in range(hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo):
             for d in range(D):
                 x[s, d] += w[n] * k[n, d]
         for d in range(D):
             x[s, D + d] = q[s, d]
             x[s, 2 * D + d] = x[s, d] * q[s, d]
-    first = n_att + 1 if pool == POOL_ATTENTION else 0
-    z_out = _mlp_rows(x, S, first, layout.shape[0] - first - 1, mlp_act, flat, state, layout, eps)
+    first = arch.n_att + 1 if arch.pool == POOL_ATTENTION else 0
+    logits = work.logits[b_lo:b_hi]
+    _mlp_rows(x, S, first, arch.layout.shape[0] - first - 1, arch.mlp_act, params, arch, work.dice, work.mlp_a,
+              work.mlp_b, b_lo, logits)
     for s in range(S):
-        v = z_out[s]
-        if goods_bias.shape[0] > 0:
-            v += goods_bias[cand_goods[b_lo + s], 0]
+        v = logits[s]
+        if params.goods_bias.shape[0] > 0:
+            v += params.goods_bias[cand_goods[b_lo + s], 0]
         out[b_lo + s] = sigmoid_exact(v) if probabilities else v

@@ -15,6 +15,12 @@ from numba import njit, prange
 from .chunks import chunk_bounds, n_chunks, prange_only
 
 
+@njit(cache=True, inline="always")
+def prelu(v, a):
+    """PReLU of one element: v for v > 0, a·v otherwise (shared with the fused inference kernel)."""
+    return v if v > 0 else a * v
+
+
 @njit(cache=True, parallel=prange_only())
 def prelu_forward(out, x, alpha):
     """out = max(x, 0) + α · min(x, 0), per unit.
@@ -28,8 +34,7 @@ def prelu_forward(out, x, alpha):
     M, H = x.shape
     for m in prange(M):
         for h in range(H):
-            v = x[m, h]
-            out[m, h] = v if v > 0 else alpha[h] * v
+            out[m, h] = prelu(x[m, h], alpha[h])
 
 
 @njit(cache=True, parallel=prange_only())
