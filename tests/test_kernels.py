@@ -276,3 +276,22 @@ def test_float32_sigmoid_fast_is_within_4_ulp_of_the_exact_sigmoid():
     got64 = np.empty_like(v)
     gate_all(got64, v)
     np.testing.assert_allclose(got64, exact_sigmoid(v), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_stays_nan_through_sigmoid_dice_and_the_fused_path(dtype):
+    """A NaN inside a model comes out as NaN, never as a finite wrong probability, in both inference paths."""
+    x = np.array([[np.nan, 0.0, -np.inf, np.inf, -200.0, 200.0]], dtype=dtype)
+    out = np.empty_like(x)
+    L.sigmoid_forward(out, x)
+    assert np.isnan(out[0, 0]) and out[0, 1] == 0.5 and 0.0 <= out[0, 2] < 1e-37 and out[0, 3] == 1.0
+    import minidin
+
+    for act in ("dice", "sigmoid", "prelu"):
+        m = minidin.DIN(n_goods=5, n_cates=2, goods_dim=3, cate_dim=2, attention_units=(4,), hidden_units=(3,),
+                        activation=act, dtype=dtype)
+        m.params["goods_emb"][2] = np.nan
+        b = minidin.Batch.from_lists([[2, 1], [1]], [[0, 1], [1]], [3, 4], [0, 1])
+        for fused in (True, False):
+            p = m.predict(b, fused=fused)
+            assert np.isnan(p[0]) and np.isfinite(p[1]), (act, fused, p)

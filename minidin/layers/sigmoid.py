@@ -68,11 +68,12 @@ def _exp_nonpos_f32(a):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _sigmoid_f32(v):
-    """σ(v) for float32 v, branch-free: e = exp(−|v|), σ = 1/(1+e) for v ≥ 0, e/(1+e) below."""
+    """σ(v) for float32 v, branch-free: e = exp(−|v|), σ = 1/(1+e) for v ≥ 0, e/(1+e) below; NaN stays NaN."""
     a = -v if v >= F32(0.0) else v
     e = _exp_nonpos_f32(a)
     q = F32(1.0) / (F32(1.0) + e)
-    return q if v >= F32(0.0) else e * q
+    r = q if v >= F32(0.0) else e * q
+    return r if v == v else v  # NaN in, NaN out (the clamp inside exp would turn it into ≈ 1.6e-38)
 
 
 def sigmoid_fast(v):
