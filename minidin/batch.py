@@ -171,5 +171,14 @@ class Batch:
                 i = int(np.argmax(arr))
                 raise ValueError(f"{name}: id {arr[i]} at position {i} is out of range for a vocabulary of {limit}")
 
+    def fused_arrays(self) -> tuple:
+        """The arrays as the fused inference kernel's entry takes them (``FusedBatch``'s fields as a plain tuple,
+        see ``layers.fused.din_infer``), built once per batch."""
+        fused = self.__dict__.get("_fused")
+        if fused is None:
+            fused = (self.hist_goods, self.hist_cates, self.hist_offsets, self.cand_goods, self.cand_cates)
+            object.__setattr__(self, "_fused", fused)
+        return fused
+
     def __len__(self):
         return self.size

@@ -46,8 +46,30 @@ def _rate(fn, batches, repeats, sizes=None):
     return sum(sizes or [b.size for b in batches]) / float(np.median(times))
 
 
-FLOP_PER_SAMPLE = 1.9e6  # training FLOPs per sample at mean history 9 with the split attention layer (issue 5)
-PEAK_GFLOPS = 195.0  # float32 GEMM peak of the reference 2-core Zen 4 machine (docs/benchmarks.md)
+PEAK_GFLOPS = 195.0  # default --peak-gflops: float32 GEMM peak of a 2-core Zen 4 machine (docs/benchmarks.md)
+
+
+def dense_macs_per_sample(cfg, mean_history):
+    """Multiply-adds of every dense layer for one sample with ``mean_history`` behaviours (a ModelConfig).
+
+    DIN's first attention layer counts as computed: split, q·(Wq+Wd) once per sample (D·A₁) plus
+    [k, q⊙k]·[Wk−Wd; Wp] per behaviour (2D·A₁); not split, [q, k, q−k, q⊙k]·W per behaviour (4D·A₁).
+    """
+    D = cfg.D
+    macs = 0.0
+    if cfg.uses_attention:
+        units = list(cfg.attention_units) + [1]
+        first = (D + 2 * D * mean_history) if cfg.attention_split else 4 * D * mean_history
+        macs += first * units[0] + mean_history * sum(a * b for a, b in zip(units[:-1], units[1:]))
+    widths = [3 * D] + list(cfg.hidden_units) + [1]
+    macs += sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    return macs
+
+
+def flops_per_sample(cfg, mean_history, training=True):
+    """FLOPs of the dense layers per sample: 2 per multiply-add forward, and twice that again in training
+    (the backward's dx and dW products). 1.9 MFLOP for the default DIN at a mean history of 9."""
+    return (6.0 if training else 2.0) * dense_macs_per_sample(cfg, mean_history)
 
 
 def _torch():
@@ -71,9 +93,11 @@ def dataset_batches(dataset, batch_size, n_batches, rng):
 
 
 def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, seed=0, n_goods=10000, n_cates=200,
-        compare=True, lr=0.01, dataset=None):
+        compare=True, lr=0.01, dataset=None, peak_gflops=PEAK_GFLOPS):
     """Throughput rows and one-sample latency, minidin and (if installed and ``compare``) PyTorch side by side.
 
+    ``ceiling_pct`` is the training rate's useful FLOPs (``flops_per_sample`` of the model at the timed batches'
+    mean history length) as a percentage of ``peak_gflops``.
     Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct[, torch_train_sps, torch_infer_sps,
     train_ratio, infer_ratio]}], "latency_us", "torch_latency_us", "agreement", ...}. Before any timing the
     torch twin gets minidin's weights and its loss and gradients must agree (else ValueError).
@@ -109,10 +133,12 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
                 n = max(1, samples // B)
                 batches = (make_batches(rng, B, n, n_goods, n_cates) if dataset is None
                            else dataset_batches(dataset, B, n, rng))
-                lengths.extend(int(t) for b in batches for t in np.diff(b.hist_offsets))
+                row_lengths = [int(t) for b in batches for t in np.diff(b.hist_offsets)]
+                lengths.extend(row_lengths)
                 row = {"batch": B, "threads": t, "train_sps": _rate(train_step, batches, repeats),
-                       "infer_sps": _rate(model.predict, batches, repeats)}
-                row["ceiling_pct"] = 100.0 * row["train_sps"] * FLOP_PER_SAMPLE / (PEAK_GFLOPS * 1e9)
+                       "infer_sps": _rate(model.predict, batches, repeats),
+                       "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(row_lengths)))}
+                row["ceiling_pct"] = 100.0 * row["train_sps"] * row["flop_per_sample"] / (peak_gflops * 1e9)
                 if bt is not None:
                     tb = [bt.tensors(b) for b in batches]
                     row["torch_train_sps"] = _rate(torch_step, tb, repeats, sizes=[b.size for b in batches])
@@ -136,7 +162,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
             "model": model.config(),
             "histories": ("lognormal, mean 9, capped at 100" if dataset is None else "a prepared dataset's train split")
             + f"; timed batches' mean length {np.mean(lengths):.1f}, max {np.max(lengths)}",
-            "flop_per_sample": FLOP_PER_SAMPLE, "peak_gflops": PEAK_GFLOPS}
+            "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(lengths))), "peak_gflops": peak_gflops}
 
 
 def _latency(fn, one, n=300):
@@ -166,8 +192,9 @@ def format_table(res):
     if torch:
         lat += f", torch {res['torch_latency_us']:.0f} µs"
     lines.append(lat)
-    lines.append(f"% ceiling: train samples/s × {res['flop_per_sample'] / 1e6:.1f} MFLOP / {res['peak_gflops']:.0f} "
-                 "GFLOP/s (the reference machine's 2-core float32 GEMM peak)")
+    lines.append(f"% ceiling: train samples/s × training FLOPs per sample ({res['flop_per_sample'] / 1e6:.2f} MFLOP at "
+                 f"the timed histories' mean length, from the model's config) / {res['peak_gflops']:.0f} GFLOP/s "
+                 "(--peak-gflops)")
     if torch:
         a = res["agreement"]
         lines.append(f"torch {torch}: same weights, loss rel. diff {a['loss']:.1e}, worst gradient rel. diff "

@@ -79,6 +79,16 @@ def _positive_int(text):
     return v
 
 
+def _positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return v
+
+
 def _add_data_options(p, default="synthetic"):
     g = p.add_argument_group("data")
     g.add_argument("--data", default=default, metavar="synthetic|DIR",
@@ -309,7 +319,7 @@ def cmd_bench(args):
         from .data import Dataset
         dataset = Dataset.load(args.data)
     res = run(args.batch_sizes, args.threads, samples=args.samples, repeats=args.repeats, compare=not args.no_torch,
-              dataset=dataset)
+              dataset=dataset, peak_gflops=args.peak_gflops)
     print(format_table(res))
     if args.json:
         _write_json(args.json, res)
@@ -374,6 +384,9 @@ def _add_commands(sub):
     bn.add_argument("--data", metavar="DIR", default=None,
                     help="draw batches from a prepared dataset's train split (real histories) instead of lognormal "
                          "ones, e.g. Amazon Beauty from 'minidin prepare amazon'")
+    bn.add_argument("--peak-gflops", type=_positive_float, default=195.0,
+                    help="the machine's float32 GEMM peak, the denominator of '%% ceiling' (the default is a 2-core "
+                         "Zen 4 machine with AVX-512)")
     bn.add_argument("--no-torch", action="store_true",
                     help="skip the PyTorch side-by-side columns even when torch is installed")
     bn.add_argument("--json", metavar="PATH", default=None)

@@ -67,7 +67,10 @@ from .layers import (
 )
 from .config import ModelConfig
 from .layers.fused import (ACT_DICE, ACT_PRELU, ACT_SIGMOID, POOL_ATTENTION, POOL_MEAN, POOL_SUM, FusedArch,
-                           FusedBatch, FusedParams, din_infer_forward)
+                           FusedParams, din_infer)
+from .layers.fused import SPLIT_MIN_ROWS as FUSED_SPLIT_MIN_ROWS
+from .layers.fused import scratch_size as fused_scratch_size
+from .layers.fused import widths as fused_widths
 from .params import Grads, Params
 from .sparse import SparseGrad
 
@@ -170,6 +173,7 @@ class DeepInterestModel:
         rng = np.random.default_rng(cfg.seed)
         self._workspace = {}  # step intermediates, reused across steps (``_buf``)
         self._arch = None  # the fused kernel's FusedArch (``_fused_arch``)
+        self._scratch = np.empty(0, dtype=dt)  # the fused kernel's intermediates, kept across calls
         tables = {"goods_emb": (rng.standard_normal((cfg.n_goods, cfg.goods_dim)) * cfg.emb_std).astype(dt),
                   "cate_emb": (rng.standard_normal((cfg.n_cates, cfg.cate_dim)) * cfg.emb_std).astype(dt)}
         if cfg.goods_bias:
@@ -198,6 +202,12 @@ class DeepInterestModel:
                     self.state[f"{prefix}.{i}.running_var"] = self.state_flat[pos + h:pos + 2 * h]
                     self.state[f"{prefix}.{i}.running_var"][...] = 1.0
                     pos += 2 * h
+        # what the fused kernel reads, built once: the arrays never move, only their contents change (one
+        # tuple per call would be garbage-collected every few hundred calls, a multi-ms pause in latency)
+        P = self.params
+        self._fused_params = tuple(FusedParams(P["goods_emb"], P["cate_emb"],
+                                               P["goods_bias"] if cfg.goods_bias else np.zeros((0, 1), dtype=dt),
+                                               P.dense, self.state_flat))  # a plain tuple: see din_infer
 
     @property
     def dense_flat(self):
@@ -435,16 +445,19 @@ class DeepInterestModel:
                 pool=POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
                 softmax=bool(att and self.attention_softmax), softmax_scale=float(self._softmax_scale),
                 eps=float(self.dice_eps))
+            self._fused_widths = fused_widths(self._arch)
+            self._fused_arch_tuple = tuple(self._arch)  # what din_infer takes (see there)
         return self._arch
 
     def _fused_logits(self, batch, probabilities=False):
-        P = self.params
         out = np.empty(batch.size, dtype=self.dtype)
-        bias = P["goods_bias"] if self.goods_bias else np.zeros((0, 1), dtype=self.dtype)
-        din_infer_forward(out, FusedBatch(batch.hist_goods, batch.hist_cates, batch.hist_offsets, batch.cand_goods,
-                                          batch.cand_cates),
-                          FusedParams(P["goods_emb"], P["cate_emb"], bias, P.dense, self.state_flat),
-                          self._fused_arch(), probabilities)
+        arch = self._fused_arch()
+        N = batch.hist_goods.shape[0]
+        need = fused_scratch_size(batch.size, N, self.D, *self._fused_widths,
+                                  self.uses_attention and N >= FUSED_SPLIT_MIN_ROWS)
+        if self._scratch.size < need:  # grows to the largest batch seen, then is reused
+            self._scratch = np.empty(need, dtype=self.dtype)
+        din_infer(out, batch.fused_arrays(), self._fused_params, self._fused_arch_tuple, probabilities, self._scratch)
         return out
 
     # ------------------------------------------------------------------ public API

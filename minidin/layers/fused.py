@@ -31,7 +31,6 @@ import numpy as np
 from numba import njit, prange
 
 from .attention import softmax_segment, split_weights
-from .blas import NO_TRANS, xgemm
 from .chunks import prange_only
 from .dice import dice_column, dice_element
 from .prelu import prelu
@@ -80,7 +79,8 @@ class FusedBatch(NamedTuple):
 
 
 class _Work(NamedTuple):
-    """Scratch for one call, allocated before the parallel loop; a chunk uses only its own rows."""
+    """The intermediates of one call, carved from the caller's scratch before the parallel loop; a chunk uses
+    only its own rows."""
 
     q: np.ndarray  # (B, D) candidate embeddings
     k: np.ndarray  # (N, D) behaviour embeddings
@@ -144,14 +144,14 @@ def _activate_rows(z, rows, act, params, arch, dice, r):
 
 @njit(cache=True)
 def _dense_rows(out, x, rows, params, arch, r):
-    """out[:rows] = x[:rows] · W + b of layer r (one single-threaded BLAS call; out and x C-contiguous)."""
+    """out[:rows] = x[:rows] · W + b of layer r. np.dot with an ``out`` array allocates nothing and calls
+    single-threaded BLAS: gemv for one row (a one-sample call; 10x faster there than gemm), gemm otherwise."""
     W, b = _weights(params.flat, arch.layout, r)
-    K, P = W.shape
+    P = W.shape[1]
+    np.dot(x[:rows], W, out[:rows])
     for m in range(rows):
         for o in range(P):
-            out[m, o] = b[o]
-    if rows > 0 and K > 0:
-        xgemm(NO_TRANS, NO_TRANS, P, rows, K, W, 0, P, x, 0, K, 1.0, out, 0, P)
+            out[m, o] += b[o]
 
 
 @njit(cache=True)
@@ -182,41 +182,82 @@ def _widest(layout, lo, hi):
     return w
 
 
+@njit(cache=True)
+def _sizes(B, N, D, arch):
+    """(split, C, A, H): the split first layer or not, chunks, widest attention and MLP hidden layers."""
+    layout = arch.layout
+    attend = arch.pool == POOL_ATTENTION
+    split = attend and N >= SPLIT_MIN_ROWS
+    C = (B + SAMPLES_PER_CHUNK - 1) // SAMPLES_PER_CHUNK
+    A = _widest(layout, 0, arch.n_att) if attend else 1
+    H = _widest(layout, arch.n_att + 1 if attend else 0, layout.shape[0] - 1)
+    return split, C, A, H
+
+
+def scratch_size(B, N, D, A, H, split):
+    """Elements of the ``scratch`` that ``din_infer_forward`` carves for B samples with N behaviours, embedding
+    width D, widest attention / MLP hidden layers A / H (``widths``), the split first layer or not. Plain Python:
+    the caller sizes the buffer without a second kernel call. Keep in step with the carving below."""
+    return B * D + N * D + N + (N * 2 * D if split else 0) + B * A + 2 * N * A + 3 * B * D + 2 * B * H + N + B
+
+
+def widths(arch):
+    """(A, H): the widest attention and main-MLP hidden layers of an architecture."""
+    out = arch.layout[:, L_OUT]
+    attend = arch.pool == POOL_ATTENTION
+    A = int(out[:arch.n_att].max(initial=1)) if attend else 1
+    H = int(out[arch.n_att + 1 if attend else 0:-1].max(initial=1))
+    return A, H
+
+
+@njit(cache=True)
+def _carve(scratch, pos, n):
+    return scratch[pos:pos + n], pos + n
+
+
 @njit(cache=True, parallel=prange_only())
-def din_infer_forward(out, batch, params, arch, probabilities):
+def din_infer_forward(out, batch, params, arch, probabilities, scratch):
     """Inference logits (or probabilities) of every sample, the whole model fused.
 
     out:           (B,) float, written: logits z, or σ(z) when ``probabilities``
     batch:         FusedBatch, the CSR histories and candidates
     params:        FusedParams, embeddings, per-goods bias, the flat dense buffer and Dice's running averages
     arch:          FusedArch, the layer layout, activations, pooling and softmax option
+    scratch:       (scratch_size(B, N, D, *widths(arch), split),) float, the intermediates (the caller keeps it across
+                   calls: fresh megabytes every call would cost a page fault per 4 KB)
 
     Per sample b, with q = [Wg[cand], Wc[cand]] and behaviours k_n (paper Eq. (3), Fig. 2):
       z1_n = [q, k_n, q−k_n, q⊙k_n]·W + b = (q·(Wq + Wd) + b) + [k_n, q⊙k_n]·[Wk − Wd; Wp]
       s_n  = MLP_att(z1_n);  w = s, or softmax(scale·s);  u = Σ_n w_n k_n   (BaseModel: w = 1 or 1/T)
       z    = MLP([u, q, u⊙q]) (+ goods_bias[cand]);  out = z or σ(z)
-    Every scratch array is allocated here, before the parallel loop over chunks of samples.
+    Nothing is allocated inside the parallel loop over chunks of samples.
     Docs: docs/benchmarks.md
     """
     B = batch.cand_goods.shape[0]
     D = params.goods_table.shape[1] + params.cate_table.shape[1]
     N = batch.hist_goods.shape[0]
     dt = params.flat.dtype
-    layout = arch.layout
-    attend = arch.pool == POOL_ATTENTION
-    split = attend and N >= SPLIT_MIN_ROWS
-    W1, _ = _weights(params.flat, layout, 0)
+    split, C, A, H = _sizes(B, N, D, arch)
+    W1, _ = _weights(params.flat, arch.layout, 0)
     if split:
         Wqd, W2 = split_weights(W1, D)
     else:
         Wqd, W2 = np.empty((0, W1.shape[1]), dtype=dt), np.empty((0, W1.shape[1]), dtype=dt)
-    C = (B + SAMPLES_PER_CHUNK - 1) // SAMPLES_PER_CHUNK
-    A = _widest(layout, 0, arch.n_att) if attend else 1
-    H = _widest(layout, arch.n_att + 1 if attend else 0, layout.shape[0] - 1)
-    work = _Work(np.empty((B, D), dt), np.empty((N, D), dt), np.empty(N, dt),
-                 np.empty((N if split else 0, 2 * D), dt), np.empty(B * A, dt), np.empty(N * A, dt),
-                 np.empty(N * A, dt), np.empty((B, 3 * D), dt), np.empty(B * H, dt), np.empty(B * H, dt),
-                 np.empty(N, dt), np.empty(B, dt), np.zeros((4, params.state.shape[0]), dt),
+    pos = 0
+    q, pos = _carve(scratch, pos, B * D)
+    k, pos = _carve(scratch, pos, N * D)
+    w, pos = _carve(scratch, pos, N)
+    kx, pos = _carve(scratch, pos, N * 2 * D if split else 0)
+    qz, pos = _carve(scratch, pos, B * A)
+    att_a, pos = _carve(scratch, pos, N * A)
+    att_b, pos = _carve(scratch, pos, N * A)
+    x, pos = _carve(scratch, pos, 3 * B * D)
+    mlp_a, pos = _carve(scratch, pos, B * H)
+    mlp_b, pos = _carve(scratch, pos, B * H)
+    scores, pos = _carve(scratch, pos, N)
+    logits, pos = _carve(scratch, pos, B)
+    work = _Work(q.reshape((B, D)), k.reshape((N, D)), w, kx.reshape((N if split else 0, 2 * D)), qz, att_a, att_b,
+                 x.reshape((B, 3 * D)), mlp_a, mlp_b, scores, logits, np.zeros((4, params.state.shape[0]), dt),
                  np.empty((C, 2, W1.shape[1]), dt))
     _dice_coefficients(work.dice, params, arch)
     # the chunk index is passed as int64 at both calls: one compiled signature of _infer_chunk, not three
@@ -225,6 +266,14 @@ def din_infer_forward(out, batch, params, arch, probabilities):
     else:
         for c in prange(C):
             _infer_chunk(np.int64(c), out, batch, params, arch, probabilities, split, Wqd, W2, work)
+
+
+@njit(cache=True)
+def din_infer(out, batch, params, arch, probabilities, scratch):
+    """``din_infer_forward`` called from Python: batch, params and arch as plain tuples in the named tuples'
+    field order. Numba types a plain tuple of arrays in its C fast path (under 1 µs a call) but a named tuple
+    through Python (about 3 µs more, an eighth of a one-sample prediction); the names come back here."""
+    din_infer_forward(out, FusedBatch(*batch), FusedParams(*params), FusedArch(*arch), probabilities, scratch)
 
 
 @njit(cache=True)
@@ -264,10 +313,8 @@ def _infer_chunk(c, out, batch, params, arch, probabilities, split, Wqd, W2, wor
                     for d in range(D):
                         kx[n, d] = k[n, d]
                         kx[n, D + d] = q[s, d] * k[n, d]
-            # z = kx · W2 and qz = q · Wqd, one BLAS call each on this chunk's rows (β = 0: overwrite)
-            xgemm(NO_TRANS, NO_TRANS, A1, R, 2 * D, W2, 0, A1, work.kx, r_lo * 2 * D, 2 * D, 0.0, work.att_a,
-                  r_lo * A1, A1)
-            xgemm(NO_TRANS, NO_TRANS, A1, S, D, Wqd, 0, A1, work.q, b_lo * D, D, 0.0, work.qz, b_lo * A1, A1)
+            np.dot(kx, W2, z)  # one BLAS call each on this chunk's rows, into the scratch (no allocation)
+            np.dot(q, Wqd, qz)
         else:  # few rows: the same split, read straight from W (rows Wq, Wk, Wd, Wp) without set-up.
             # d outermost: each row of W is read once per chunk (not once per behaviour) and z stays in
             # L1; a one-sample history of 9 takes 9 µs here instead of 17.
