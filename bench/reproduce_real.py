@@ -4,7 +4,7 @@
                                    [--jobs 2]
 
 Rows: BaseModel, DIN-PReLU and DIN-Dice, each with reg none and mba (λ tuned on validation GAUC of seed 0
-over a grid). Columns: test GAUC (the paper's metric) and AUC as mean ± std over seeds, RelaImpr vs the
+over a grid). Columns: test GAUC (the paper's metric) and AUC as mean ± sample std (n − 1) over seeds, RelaImpr vs the
 BaseModel without regularization, and each run's best epoch. The prepared data stay fixed (built once under
 --data-dir, rebuilt when absent); seeds vary initialisation and shuffling. Every run's summary is cached as
 JSON under --cache (committed with the repository, so any checkout resumes), so the script resumes
@@ -155,7 +155,7 @@ def main():
             if base is None and name == "BaseModel" and reg == "none":
                 base = gauc.mean()
             lines.append(f"| {ds_name} | {name} | {reg} | {'–' if reg == 'none' else f'{lam:g}'} | {len(cell)} | "
-                         f"{gauc.mean():.4f} ± {gauc.std():.4f} | {auc.mean():.4f} ± {auc.std():.4f} | "
+                         f"{gauc.mean():.4f} ± {gauc.std(ddof=1):.4f} | {auc.mean():.4f} ± {auc.std(ddof=1):.4f} | "
                          f"{rela_impr(gauc.mean(), base):+.2f}% | "
                          f"{', '.join(str(r['best_epoch']) for r in cell)} | {minutes:.1f} |"
                          if base is not None else "")
