@@ -188,7 +188,8 @@ class DeepInterestModel:
         if self.uses_attention:
             # The score layer's bias starts at 1, so an untrained DIN pools like the BaseModel (every
             # weight ≈ 1) and attention learns to deviate from there. Started at 0, the weights are all
-            # near 0, the pooled interest carries no signal and training stalls for epochs (docs/results.md).
+            # near 0 and the pooled interest carries little signal at first: 0.010 validation GAUC behind
+            # after the first epoch on the synthetic data (docs/results.md, bench/score_bias.py).
             self.params["att.out.b"][...] = 1.0
         # Dice running averages: views into one flat buffer too (the fused inference kernel reads it whole)
         dice_units = [h for _, _, units, act in self._blocks() if act == "dice" for h in units]
