@@ -1,8 +1,10 @@
 """minidin: a from-scratch Deep Interest Network in NumPy and Numba.
 
-Glossary: B batch, N behaviours in a batch (all histories together), T one
-history's length, D embedding width (goods_dim + cate_dim), A attention hidden
-width, H MLP hidden width, V vocabulary rows, U unique ids in a batch.
+Notation (docs/index.md has the whole table): B samples in a batch, N behaviours
+in a batch (all histories together), T one history's length, D embedding width
+(goods_dim + cate_dim), A₁, A₂ attention hidden widths, H₁, H₂ main MLP widths,
+V rows of a table, U distinct ids of a table in a batch; inside a kernel, (M, H)
+is the array it works on.
 """
 import os
 

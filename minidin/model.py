@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from .batch import Batch
@@ -68,9 +69,6 @@ from .layers import (
 from .config import ModelConfig
 from .layers.fused import (ACT_DICE, ACT_PRELU, ACT_SIGMOID, POOL_ATTENTION, POOL_MEAN, POOL_SUM, FusedArch,
                            FusedParams, din_infer)
-from .layers.fused import SPLIT_MIN_ROWS as FUSED_SPLIT_MIN_ROWS
-from .layers.fused import scratch_size as fused_scratch_size
-from .layers.fused import widths as fused_widths
 from .params import Grads, Params
 from .sparse import SparseGrad
 
@@ -120,31 +118,15 @@ class DeepInterestModel:
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config: expected a minidin.ModelConfig, got {type(config).__name__}")
         self.cfg = config
+        # the config's fields read as attributes (model.n_goods, model.activation, ...), copied once: the
+        # step reads them dozens of times
+        for name in _CONFIG_FIELDS:
+            setattr(self, name, getattr(config, name))
+        self.attention_activation = config.att_activation  # resolved: None follows ``activation``
+        self.dtype = np.dtype(config.dtype)
+        self.D = config.D  # width of one behaviour / candidate embedding: goods_dim + cate_dim
+        self.uses_attention = config.uses_attention
         self._build()
-
-    def __getattr__(self, name):  # model.n_goods, model.activation, ...: the config's fields
-        cfg = self.__dict__.get("cfg")
-        if cfg is not None and name in _CONFIG_FIELDS:
-            return getattr(cfg, name)
-        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
-
-    @property
-    def uses_attention(self):
-        return self.cfg.uses_attention
-
-    @property
-    def attention_activation(self):
-        """The attention MLP's activation, resolved (the config's None follows ``activation``)."""
-        return self.cfg.att_activation
-
-    @property
-    def dtype(self):
-        return np.dtype(self.cfg.dtype)
-
-    @property
-    def D(self):
-        """Width of one behaviour / candidate embedding: goods_dim + cate_dim."""
-        return self.cfg.D
 
     # ------------------------------------------------------------------ construction
     def _blocks(self):
@@ -392,7 +374,7 @@ class DeepInterestModel:
         batch, dt = cache.batch, self.dtype
         if batch.labels is None:
             raise ValueError("labels: backward needs a batch with labels")
-        G = Grads(self.params)  # fresh: returned to the caller
+        G = Grads(self.params, tables={})  # fresh: returned to the caller; every table's gradient set below
         B = batch.size
         dlogits = self._buf("dlogits", (B,), zero=True)
         bce_backward(dlogits, cache.logits, batch.labels.astype(dt), 1.0)
@@ -446,19 +428,19 @@ class DeepInterestModel:
                 pool=POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
                 softmax=bool(att and self.attention_softmax), softmax_scale=float(self._softmax_scale),
                 eps=float(self.dice_eps))
-            self._fused_widths = fused_widths(self._arch)
             self._fused_arch_tuple = tuple(self._arch)  # what din_infer takes (see there)
         return self._arch
 
     def _fused_logits(self, batch, probabilities=False):
         out = np.empty(batch.size, dtype=self.dtype)
-        arch = self._fused_arch()
-        N = batch.hist_goods.shape[0]
-        need = fused_scratch_size(batch.size, N, self.D, *self._fused_widths,
-                                  self.uses_attention and N >= FUSED_SPLIT_MIN_ROWS)
-        if self._scratch.size < need:  # grows to the largest batch seen, then is reused
+        self._fused_arch()
+        threads = numba.config.NUMBA_NUM_THREADS  # groups of chunks: at most one per thread Numba can run
+        need = din_infer(out, batch.fused_arrays(), self._fused_params, self._fused_arch_tuple, probabilities,
+                         self._scratch, threads)
+        if need:  # the scratch grows to what the largest batch needed, then is reused
             self._scratch = np.empty(need, dtype=self.dtype)
-        din_infer(out, batch.fused_arrays(), self._fused_params, self._fused_arch_tuple, probabilities, self._scratch)
+            din_infer(out, batch.fused_arrays(), self._fused_params, self._fused_arch_tuple, probabilities,
+                      self._scratch, threads)
         return out
 
     # ------------------------------------------------------------------ public API

@@ -126,6 +126,37 @@ def _finite(name, v, lo, lo_open=False, optional=False):
     return _real(name, v, lo, lo_open=lo_open)
 
 
+_EXP_MASK = {np.dtype(np.float32): (np.int32, np.int32(0x7F800000)),
+             np.dtype(np.float64): (np.int64, np.int64(0x7FF0000000000000))}
+
+
+@njit(cache=True)
+def count_nonfinite(bits, mask):
+    """How many entries of a float array, given as its raw bits (int view), are NaN or ±inf: those whose
+    exponent bits are all ones. Integer compares vectorize; np.isfinite over an array would allocate."""
+    n = 0
+    for i in range(bits.shape[0]):
+        n += (bits[i] & mask) == mask
+    return n
+
+
+@njit(cache=True)
+def rows_status(rows, V):
+    """0 when rows are sorted, unique and in [0, V); 1 when not sorted or not unique; 2 when out of range."""
+    for u in range(rows.shape[0]):
+        if rows[u] < 0 or rows[u] >= V:
+            return 2
+        if u > 0 and rows[u] <= rows[u - 1]:
+            return 1
+    return 0
+
+
+def _all_finite(a) -> bool:
+    """Every entry of a C-contiguous float array finite (one vectorized pass over its bits)."""
+    int_type, mask = _EXP_MASK[a.dtype]
+    return count_nonfinite(a.reshape(-1).view(int_type), mask) == 0
+
+
 class _Optimizer:
     """Shared by SparseAdagrad and SGD: checks, regularization coefficients, clipping, the step's order."""
 
@@ -168,15 +199,17 @@ class _Optimizer:
             V, width = P.tables[name].shape
             if not isinstance(g, SparseGrad):
                 raise TypeError(f"grads[{name!r}]: expected a SparseGrad")
-            r, v = np.asarray(g.rows), np.asarray(g.values)
-            if r.ndim != 1 or r.dtype.kind not in "iu" or v.shape != (r.shape[0], width):
-                raise ValueError(f"grads[{name!r}]: rows (U,) integer and values (U, {width}), got rows "
-                                 f"{r.shape} {r.dtype} and values {v.shape}")
-            if r.size and (r[0] < 0 or r[-1] >= V or np.any(np.diff(r) <= 0)):
+            r, v = g.rows, g.values
+            if (not isinstance(r, np.ndarray) or r.ndim != 1 or r.dtype != np.int64 or not isinstance(v, np.ndarray)
+                    or v.shape != (r.shape[0], width) or v.dtype != P.dtype or not v.flags.c_contiguous):
+                raise ValueError(f"grads[{name!r}]: rows (U,) int64 and values (U, {width}) C-contiguous {P.dtype}, "
+                                 f"got rows {getattr(r, 'shape', r)} {getattr(r, 'dtype', '')} and values "
+                                 f"{getattr(v, 'shape', v)} {getattr(v, 'dtype', '')}")
+            if rows_status(r, V):
                 raise ValueError(f"grads[{name!r}]: rows must be sorted, unique and in [0, {V})")
-            if not np.all(np.isfinite(v)):
+            if not _all_finite(v):
                 raise ValueError(f"grads[{name!r}]: contains NaN or infinity")
-        if not np.all(np.isfinite(grads.dense)):
+        if not _all_finite(grads.dense):
             bad = int(np.flatnonzero(~np.isfinite(grads.dense))[0])
             name = next(n for n, _ in reversed(P.layout) if P.offsets[n] <= bad)
             raise ValueError(f"grads[{name!r}]: contains NaN or infinity")

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 import minidin.layers as L
+from tests.helpers import offsets_from_lengths
 from tests import reference as ref
 
 
@@ -51,7 +52,7 @@ class Case:
 
 def _offsets(rng, B, max_t, lengths=None):
     lengths = rng.integers(0, max_t + 1, B) if lengths is None else np.asarray(lengths)
-    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return offsets_from_lengths(lengths)
 
 
 def embedding_case(rng, dt, B=4, Vg=5, Vc=3, Dg=3, Dc=2, max_t=4):

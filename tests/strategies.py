@@ -3,6 +3,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import minidin
+from tests.helpers import offsets_from_lengths  # noqa: F401  (also used by importers)
 
 
 @st.composite
@@ -21,12 +22,7 @@ def batches(draw, max_b=4, max_t=5, n_goods=None, n_cates=None, labels=True, all
     cg = draw(st.lists(st.integers(0, n_goods - 1), min_size=B, max_size=B))
     cc = draw(st.lists(st.integers(0, n_cates - 1), min_size=B, max_size=B))
     y = draw(st.lists(st.integers(0, 1), min_size=B, max_size=B)) if labels else None
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return minidin.Batch(hg, hc, offsets, cg, cc, y, list(range(B))), n_goods, n_cates
-
-
-def offsets_from_lengths(lengths):
-    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return minidin.Batch(hg, hc, offsets_from_lengths(lengths), cg, cc, y, list(range(B))), n_goods, n_cates
 
 
 @st.composite

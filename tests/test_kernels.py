@@ -286,10 +286,10 @@ def test_nan_stays_nan_through_sigmoid_dice_and_the_fused_path(dtype):
     L.sigmoid_forward(out, x)
     assert np.isnan(out[0, 0]) and out[0, 1] == 0.5 and 0.0 <= out[0, 2] < 1e-37 and out[0, 3] == 1.0
     import minidin
+    from tests.helpers import tiny_model
 
     for act in ("dice", "sigmoid", "prelu"):
-        m = minidin.DIN(n_goods=5, n_cates=2, goods_dim=3, cate_dim=2, attention_units=(4,), hidden_units=(3,),
-                        activation=act, dtype=dtype)
+        m = tiny_model(n_goods=5, n_cates=2, hidden_units=(3,), activation=act, dtype=dtype)
         m.params["goods_emb"][2] = np.nan
         b = minidin.Batch.from_lists([[2, 1], [1]], [[0, 1], [1]], [3, 4], [0, 1])
         for fused in (True, False):

@@ -10,6 +10,7 @@ import minidin
 from minidin.gradcheck import check_array, check_model
 from minidin.layers.fused import SPLIT_MIN_ROWS
 from tests import reference as ref
+from tests.helpers import dense, offsets_from_lengths, tiny_model
 from tests.strategies import batches
 
 ACTS = ["dice", "prelu", "sigmoid"]
@@ -21,11 +22,9 @@ def make_model(kind, act, opt, n_goods, n_cates, dtype=np.float64, seed=0, **kw)
     # Half the configurations carry the per-goods logit bias (DIN with softmax, Base with mean pooling),
     # so every whole-model test covers it without doubling the run time.
     kw.setdefault("goods_bias", opt in (True, "mean"))
-    common = dict(n_goods=n_goods, n_cates=n_cates, goods_dim=3, cate_dim=2, hidden_units=(5, 3),
-                  activation=act, dtype=dtype, seed=seed, **kw)
-    if kind == "din":
-        return minidin.DIN(attention_units=(4, 3), attention_softmax=opt, **common)
-    return minidin.BaseModel(pooling=opt, **common)
+    kw.update({"attention_softmax": opt} if kind == "din" else {"pooling": opt})
+    return tiny_model(kind, n_goods, n_cates, attention_units=(4, 3), hidden_units=(5, 3), activation=act,
+                      dtype=dtype, seed=seed, **kw)
 
 
 def spread_params(model, rng, scale=0.6):
@@ -126,7 +125,7 @@ def test_whole_model_check_fails_on_one_percent_error(kind, act, opt):
         if name == "att.out.b" and opt is True:
             continue  # softmax is shift-invariant: the score bias's gradient is exactly 0
         g = grads[name]
-        g = g.to_dense() if hasattr(g, "to_dense") else g.copy()
+        g = dense(g).copy()
         i = np.unravel_index(np.argmax(np.abs(g)), g.shape)
         assert abs(g[i]) > 1e-6, f"{name}: gradient too small for the test to mean anything"
         g[i] *= 1.01
@@ -165,8 +164,7 @@ def test_float32_agrees_with_float64(kind, act, opt):
     l32, g32 = m32.loss_and_grad(batch)
     assert abs(l64 - l32) <= 1e-5 * max(1.0, abs(l64))  # stated float32 tolerance: 1e-5 relative
     for n in m64.params:
-        a = g64[n].to_dense() if hasattr(g64[n], "to_dense") else g64[n]
-        b = g32[n].to_dense() if hasattr(g32[n], "to_dense") else g32[n]
+        a, b = dense(g64[n]), dense(g32[n])
         assert b.dtype == np.float32
         np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5 * max(1.0, np.abs(a).max()), err_msg=n)
     for n in m64.state:
@@ -293,7 +291,7 @@ def test_initial_loss_is_near_ln2():
     B = 64
     lens = rng.integers(0, 8, B)
     batch = minidin.Batch(rng.integers(0, 50, lens.sum()), rng.integers(0, 5, lens.sum()),
-                          np.concatenate([[0], np.cumsum(lens)]), rng.integers(0, 50, B), rng.integers(0, 5, B),
+                          offsets_from_lengths(lens), rng.integers(0, 50, B), rng.integers(0, 5, B),
                           np.tile([0, 1], B // 2))
     for kind, act, opt in CONFIGS:
         loss = make_model(kind, act, opt, 50, 5, dtype=np.float32).loss(batch)
@@ -382,7 +380,7 @@ def test_attention_split_matches_the_reference_path(act, size):
     assert l1 == pytest.approx(l2, rel=1e-12, abs=1e-13)
     np.testing.assert_allclose(models[0].logits(batch), models[1].logits(batch), rtol=1e-11, atol=1e-12)
     for name in g1:
-        a, b = (g[name].to_dense() if name in ("goods_emb", "cate_emb") else g[name] for g in (g1, g2))
+        a, b = (dense(g[name]) for g in (g1, g2))
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11, err_msg=name)
     for name in models[0].state:
         np.testing.assert_allclose(models[0].state[name], models[1].state[name], rtol=1e-11, atol=1e-12)

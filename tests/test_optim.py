@@ -4,20 +4,16 @@ import pytest
 
 import minidin
 from minidin.sparse import SparseGrad
+from tests.helpers import dense, offsets_from_lengths, tiny_model
 
 
-def tiny_model(seed=0):
-    return minidin.DIN(n_goods=8, n_cates=4, goods_dim=3, cate_dim=2, attention_units=(4,), hidden_units=(5,),
-                       activation="prelu", dtype=np.float64, seed=seed)
+def prelu_model(seed=0):
+    return tiny_model(activation="prelu", seed=seed)
 
 
 def batch_with_repeats():
     # goods 1 appears three times (twice in a history, once as a candidate); goods 0, 4-7 and cate 3 never
     return minidin.Batch.from_lists([[1, 1, 2], [3]], [[0, 0, 1], [2]], [1, 2], [0, 1], [1, 0], [0, 1])
-
-
-def dense(g):
-    return g.to_dense() if isinstance(g, SparseGrad) else g
 
 
 def ref_adagrad(w, acc, g, lr, eps):
@@ -27,7 +23,7 @@ def ref_adagrad(w, acc, g, lr, eps):
 
 @pytest.mark.parametrize("reg", ["none", "mba"])
 def test_untouched_rows_and_accumulators_are_bitwise_unchanged(reg):
-    m = tiny_model()
+    m = prelu_model()
     counts = {"goods_emb": np.full(8, 3), "cate_emb": np.full(4, 5)}
     opt = minidin.SparseAdagrad(m.params, lr=0.1, reg=reg, reg_lambda=0.5, counts=counts)
     before = {n: p.copy() for n, p in m.params.items()}
@@ -44,7 +40,7 @@ def test_untouched_rows_and_accumulators_are_bitwise_unchanged(reg):
 
 
 def test_adagrad_equals_dense_reference_with_repeated_ids():
-    m = tiny_model()
+    m = prelu_model()
     opt = minidin.SparseAdagrad(m.params, lr=0.05, initial_accumulator_value=0.1, eps=1e-10)
     ref_w = {n: p.copy() for n, p in m.params.items()}
     ref_acc = {n: np.full_like(p, 0.1) for n, p in m.params.items()}
@@ -163,7 +159,7 @@ def test_global_norm_clipping():
 
 
 def test_errors():
-    m = tiny_model()
+    m = prelu_model()
     with pytest.raises(ValueError, match="counts"):
         minidin.SparseAdagrad(m.params, reg="mba", reg_lambda=0.1)
     with pytest.raises(ValueError, match="reg"):
@@ -196,7 +192,7 @@ def test_model_overfits_32_examples():
     rng = np.random.default_rng(0)
     lens = rng.integers(0, 6, 32)
     batch = minidin.Batch(rng.integers(0, 20, lens.sum()), rng.integers(0, 4, lens.sum()),
-                          np.r_[0, np.cumsum(lens)], rng.integers(0, 20, 32), rng.integers(0, 4, 32),
+                          offsets_from_lengths(lens), rng.integers(0, 20, 32), rng.integers(0, 4, 32),
                           rng.integers(0, 2, 32))
     m = minidin.DIN(n_goods=20, n_cates=4, goods_dim=8, cate_dim=4, attention_units=(16,), hidden_units=(32, 16),
                     dtype=np.float64, seed=0)
@@ -218,7 +214,7 @@ def test_a_bad_gradient_is_named_and_moves_nothing(make):
     table (earlier in the order) is touched."""
     from minidin import SparseGrad
 
-    m = tiny_model()
+    m = prelu_model()
     opt = make(m.params)
     _, good = m.loss_and_grad(batch_with_repeats())
     cases = {
@@ -228,7 +224,7 @@ def test_a_bad_gradient_is_named_and_moves_nothing(make):
         "negative": ("cate_emb", SparseGrad(np.array([-1]), np.ones((1, 2)), 4), "sorted"),
         "width": ("cate_emb", SparseGrad(np.array([0]), np.ones((1, 3)), 4), "values"),
         "rows/values": ("cate_emb", SparseGrad(np.array([0, 1]), np.ones((1, 2)), 4), "values"),
-        "float rows": ("cate_emb", SparseGrad(np.array([0.0]), np.ones((1, 2)), 4), "integer"),
+        "float rows": ("cate_emb", SparseGrad(np.array([0.0]), np.ones((1, 2)), 4), "int64"),
         "nan": ("cate_emb", SparseGrad(np.array([0]), np.full((1, 2), np.nan), 4), "NaN"),
     }
     for case, (table, g, match) in cases.items():
@@ -242,7 +238,7 @@ def test_a_bad_gradient_is_named_and_moves_nothing(make):
     grads["mlp.0.b"] = np.full_like(grads["mlp.0.b"], np.inf)
     with pytest.raises(ValueError, match=r"grads\['mlp.0.b'\]: contains NaN"):
         opt.step(grads)
-    other = minidin.DIN(n_goods=8, n_cates=4, goods_dim=3, cate_dim=2, attention_units=(5,), hidden_units=(4,))
+    other = tiny_model(attention_units=(5,), hidden_units=(4,))
     with pytest.raises(ValueError, match="layout"):
         opt.step(other.zero_grads())
     opt.step(good)  # and a good one goes through

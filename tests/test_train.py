@@ -10,6 +10,7 @@ from minidin.checkpoint import read_checkpoint
 from minidin.cli import main
 from minidin.data import make_synthetic
 from minidin.train import TrainConfig, TrainingError, evaluate, train
+from tests.helpers import tiny_model
 
 DATA = dict(n_users=50, n_cates=8, goods_per_cate=3, min_len=2, max_len=10, train_per_user=4, valid_per_user=2,
             test_per_user=2)
@@ -73,7 +74,8 @@ def test_checkpoint_roundtrip_and_resume_is_exact(data, tmp_path):
 
 
 def test_model_save_and_load(tmp_path):
-    m = minidin.DIN(n_goods=5, n_cates=2, goods_dim=2, cate_dim=2, attention_units=(3,), hidden_units=(4,), seed=2)
+    m = tiny_model(n_goods=5, n_cates=2, goods_dim=2, cate_dim=2, attention_units=(3,), hidden_units=(4,), seed=2,
+                   dtype=np.float32)
     b = minidin.Batch.from_lists([[1, 2], []], [[0, 1], []], [3, 4], [1, 0], [1, 0])
     m.loss_and_grad(b)
     m.save(tmp_path / "m.npz")

@@ -31,18 +31,21 @@ from .chunks import chunk_bounds, column_stats, n_chunks, prange_only
 from .sigmoid import sigmoid_fast
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def dice_element(s, mean_hi, mean_lo, r, alpha, ac):
-    """Eq. (9) at one element: (f(s), x̂, p) with x̂ = ((s − mean_hi) − mean_lo)·r, p = σ(x̂),
-    f(s) = s·(α + (1 − α)·p); ``ac`` is 1 − α. Shared with the fused inference kernel."""
-    xh = ((s - mean_hi) - mean_lo) * r
-    pp = sigmoid_fast(xh)  # float32: a branch-free σ that vectorizes (sigmoid.py)
-    return s * (alpha + ac * pp), xh, pp
+@njit(cache=True, inline="always")
+def dice_xhat(s, mean_hi, mean_lo, r):
+    """x̂ = ((s − mean_hi) − mean_lo)·r, the normalised input of Dice's gate (mean as hi + lo parts)."""
+    return ((s - mean_hi) - mean_lo) * r
+
+
+@njit(cache=True, inline="always")
+def dice_out(s, p, alpha, ac):
+    """Eq. (9) given the gate p = σ(x̂): f(s) = s·(α + (1 − α)·p), with ac = 1 − α."""
+    return s * (alpha + ac * p)
 
 
 @njit(cache=True, inline="always")
 def dice_column(mean_hi, mean_lo, r, ac, inv_std, h, mean, var, const, alpha, eps):
-    """Column h's coefficients for ``dice_element``, in the arrays' dtype, from float64 statistics:
+    """Column h's coefficients for ``dice_xhat`` / ``dice_out``, in the arrays' dtype, from float64 statistics:
     inv_std = 1/sqrt(var + ε); the mean as hi + lo parts (mean_hi = mean rounded to the dtype);
     r = inv_std, or 0 for a constant column; ac = 1 − α. Shared with the fused inference kernel."""
     inv_std[h] = 1.0 / np.sqrt(var + eps)
@@ -98,7 +101,12 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
         dice_column(mean_hi, mean_lo, r, ac, inv_std, h, mean[h], var[h], const[h], alpha[h], eps)
     for m in prange(M):
         for h in range(H):
-            out[m, h], xhat[m, h], p[m, h] = dice_element(x[m, h], mean_hi[h], mean_lo[h], r[h], alpha[h], ac[h])
+            s = x[m, h]
+            xh = dice_xhat(s, mean_hi[h], mean_lo[h], r[h])
+            pp = sigmoid_fast(xh)  # float32: a branch-free σ that vectorizes (sigmoid.py)
+            xhat[m, h] = xh
+            p[m, h] = pp
+            out[m, h] = dice_out(s, pp, alpha[h], ac[h])
 
 
 @njit(cache=True, parallel=prange_only())

@@ -32,9 +32,9 @@ from numba import njit, prange
 
 from .attention import softmax_segment, split_weights
 from .chunks import prange_only
-from .dice import dice_column, dice_element
+from .dice import dice_column, dice_out, dice_xhat
 from .prelu import prelu
-from .sigmoid import sigmoid_exact
+from .sigmoid import sigmoid_exact, sigmoid_fast
 
 ACT_DICE, ACT_PRELU, ACT_SIGMOID = 0, 1, 2
 POOL_ATTENTION, POOL_SUM, POOL_MEAN = 0, 1, 2
@@ -79,23 +79,21 @@ class FusedBatch(NamedTuple):
 
 
 class _Work(NamedTuple):
-    """The intermediates of one call, carved from the caller's scratch before the parallel loop; a chunk uses
-    only its own rows."""
+    """One chunk's intermediates: views into its group's slot of the scratch, row 0 = the chunk's first row.
+    R = the chunk's behaviours, S = its samples."""
 
-    q: np.ndarray  # (B, D) candidate embeddings
-    k: np.ndarray  # (N, D) behaviour embeddings
-    w: np.ndarray  # (N,) pooling weights
-    kx: np.ndarray  # (N, 2D) [k, q⊙k] (split path; (0, 2D) otherwise)
-    qz: np.ndarray  # (B·A1,) the per-sample term q·(Wq+Wd) + b of the first attention layer
-    att_a: np.ndarray  # (N·A,) and att_b: ping-pong activations of the attention MLP (A: its widest layer)
+    q: np.ndarray  # (S, D) candidate embeddings
+    k: np.ndarray  # (R, D) behaviour embeddings
+    w: np.ndarray  # (R,) pooling weights
+    kx: np.ndarray  # (R, 2D) [k, q⊙k] (split path; (0, 2D) otherwise)
+    qz: np.ndarray  # (S·A,) the per-sample term q·(Wq+Wd) of the first attention layer
+    att_a: np.ndarray  # (R·A,) and att_b: ping-pong activations of the attention MLP (A: its widest layer)
     att_b: np.ndarray
-    x: np.ndarray  # (B, 3D) [u, q, u⊙q]
-    mlp_a: np.ndarray  # (B·H,) and mlp_b: ping-pong activations of the main MLP (H: its widest layer)
+    x: np.ndarray  # (S, 3D) [u, q, u⊙q]
+    mlp_a: np.ndarray  # (S·H,) and mlp_b: ping-pong activations of the main MLP (H: its widest layer)
     mlp_b: np.ndarray
-    scores: np.ndarray  # (N,)
-    logits: np.ndarray  # (B,)
-    dice: np.ndarray  # (4, S): Dice's mean_hi, mean_lo, r, 1 − α per running-average slot (S = state size)
-    wrow: np.ndarray  # (C, 2, A1): per chunk, one row of Wq + Wd and of Wk − Wd (the small-history path)
+    logits: np.ndarray  # (S,)
+    wrow: np.ndarray  # (2, A1): one row of Wq + Wd and of Wk − Wd (the small-history path)
 
 
 @njit(cache=True)
@@ -139,7 +137,8 @@ def _activate_rows(z, rows, act, params, arch, dice, r):
     mean_hi, mean_lo, rr, ac = dice[0, s0:s0 + O], dice[1, s0:s0 + O], dice[2, s0:s0 + O], dice[3, s0:s0 + O]
     for m in range(rows):
         for o in range(O):
-            z[m, o] = dice_element(z[m, o], mean_hi[o], mean_lo[o], rr[o], alpha[o], ac[o])[0]
+            v = z[m, o]
+            z[m, o] = dice_out(v, sigmoid_fast(dice_xhat(v, mean_hi[o], mean_lo[o], rr[o])), alpha[o], ac[o])
 
 
 @njit(cache=True)
@@ -155,14 +154,14 @@ def _dense_rows(out, x, rows, params, arch, r):
 
 
 @njit(cache=True)
-def _mlp_rows(x, rows, first, n_hidden, act, params, arch, dice, buf_a, buf_b, lo, out):
+def _mlp_rows(x, rows, first, n_hidden, act, params, arch, dice, buf_a, buf_b, out):
     """Hidden layers first .. first+n_hidden−1, then the one-unit output layer, on x[:rows]; writes out[:rows].
-    Layer outputs alternate between buf_a and buf_b, each used from element lo·width on (the chunk's rows)."""
+    Layer outputs alternate between buf_a and buf_b."""
     layout = arch.layout
     for i in range(n_hidden):
         O = layout[first + i, L_OUT]
         buf = buf_a if i % 2 == 0 else buf_b
-        z = buf[lo * O:(lo + rows) * O].reshape((rows, O))
+        z = buf[:rows * O].reshape((rows, O))
         _dense_rows(z, x, rows, params, arch, first + i)
         _activate_rows(z, rows, act, params, arch, dice, first + i)
         x = z
@@ -183,103 +182,127 @@ def _widest(layout, lo, hi):
 
 
 @njit(cache=True)
-def _sizes(B, N, D, arch):
-    """(split, C, A, H): the split first layer or not, chunks, widest attention and MLP hidden layers."""
+def _plan(batch, D, arch):
+    """(split, C, A, H, R, slot): the split first layer or not, chunks, widest attention and MLP hidden
+    layers, most behaviours in one chunk, and the elements of one thread's slot of the scratch."""
     layout = arch.layout
+    B, N = batch.cand_goods.shape[0], batch.hist_goods.shape[0]
     attend = arch.pool == POOL_ATTENTION
     split = attend and N >= SPLIT_MIN_ROWS
     C = (B + SAMPLES_PER_CHUNK - 1) // SAMPLES_PER_CHUNK
     A = _widest(layout, 0, arch.n_att) if attend else 1
     H = _widest(layout, arch.n_att + 1 if attend else 0, layout.shape[0] - 1)
-    return split, C, A, H
+    R = 0
+    for c in range(C):
+        R = max(R, batch.hist_offsets[min(B, (c + 1) * SAMPLES_PER_CHUNK)] - batch.hist_offsets[c * SAMPLES_PER_CHUNK])
+    S = SAMPLES_PER_CHUNK
+    slot = (_round_up(S * D) + _round_up(R * D) + _round_up(R) + _round_up(R * 2 * D if split else 0)
+            + _round_up(S * A) + 2 * _round_up(R * A) + _round_up(3 * S * D) + 2 * _round_up(S * H) + _round_up(S)
+            + _round_up(2 * A) + ALIGN)  # + ALIGN: room to align the slot's own start
+    return split, C, A, H, R, slot
 
 
-def scratch_size(B, N, D, A, H, split):
-    """Elements of the ``scratch`` that ``din_infer_forward`` carves for B samples with N behaviours, embedding
-    width D, widest attention / MLP hidden layers A / H (``widths``), the split first layer or not. Plain Python:
-    the caller sizes the buffer without a second kernel call. Keep in step with the carving below."""
-    return B * D + N * D + N + (N * 2 * D if split else 0) + B * A + 2 * N * A + 3 * B * D + 2 * B * H + N + B
+ALIGN = 16  # elements: every carved array starts on a 64-byte boundary (as a fresh allocation would), so
+# SIMD loads and BLAS stay aligned
 
 
-def widths(arch):
-    """(A, H): the widest attention and main-MLP hidden layers of an architecture."""
-    out = arch.layout[:, L_OUT]
-    attend = arch.pool == POOL_ATTENTION
-    A = int(out[:arch.n_att].max(initial=1)) if attend else 1
-    H = int(out[arch.n_att + 1 if attend else 0:-1].max(initial=1))
-    return A, H
+@njit(cache=True)
+def _round_up(n):
+    return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
 @njit(cache=True)
 def _carve(scratch, pos, n):
-    return scratch[pos:pos + n], pos + n
+    return scratch[pos:pos + n], pos + _round_up(n)
+
+
+@njit(cache=True)
+def _chunk_work(scratch, slot, g, S, R, D, A, H, split):
+    """Slot g of the scratch as one chunk's ``_Work`` (S samples, R behaviours)."""
+    base = scratch[g * slot:(g + 1) * slot]
+    pos = (-(base.ctypes.data // base.itemsize)) % ALIGN  # first 64-byte boundary in the slot
+    q, pos = _carve(base, pos, S * D)
+    k, pos = _carve(base, pos, R * D)
+    w, pos = _carve(base, pos, R)
+    kx, pos = _carve(base, pos, R * 2 * D if split else 0)
+    qz, pos = _carve(base, pos, S * A)
+    att_a, pos = _carve(base, pos, R * A)
+    att_b, pos = _carve(base, pos, R * A)
+    x, pos = _carve(base, pos, 3 * S * D)
+    mlp_a, pos = _carve(base, pos, S * H)
+    mlp_b, pos = _carve(base, pos, S * H)
+    logits, pos = _carve(base, pos, S)
+    wrow, pos = _carve(base, pos, 2 * A)
+    return _Work(q.reshape((S, D)), k.reshape((R, D)), w, kx.reshape((R if split else 0, 2 * D)), qz, att_a, att_b,
+                 x.reshape((S, 3 * D)), mlp_a, mlp_b, logits, wrow.reshape((2, A)))
 
 
 @njit(cache=True, parallel=prange_only())
-def din_infer_forward(out, batch, params, arch, probabilities, scratch):
-    """Inference logits (or probabilities) of every sample, the whole model fused.
+def din_infer_forward(out, batch, params, arch, probabilities, scratch, threads):
+    """Inference logits (or probabilities) of every sample, the whole model fused; returns 0, or, when
+    ``scratch`` is too small, the number of elements it needs (and computes nothing).
 
     out:           (B,) float, written: logits z, or σ(z) when ``probabilities``
     batch:         FusedBatch, the CSR histories and candidates
     params:        FusedParams, embeddings, per-goods bias, the flat dense buffer and Dice's running averages
     arch:          FusedArch, the layer layout, activations, pooling and softmax option
-    scratch:       (scratch_size(B, N, D, *widths(arch), split),) float, the intermediates (the caller keeps it across
-                   calls: fresh megabytes every call would cost a page fault per 4 KB)
+    scratch:       (≥ threads × slot,) float: the intermediates, one slot per group of chunks; the caller
+                   keeps it across calls (fresh megabytes every call would cost a page fault per 4 KB)
+    threads:       Numba's thread count: the chunks are cut into that many contiguous groups, one parallel
+                   task each, and a group runs its chunks one after the other in its own slot, which so
+                   stays in cache (a region per chunk of one large buffer would come from memory every time)
 
     Per sample b, with q = [Wg[cand], Wc[cand]] and behaviours k_n (paper Eq. (3), Fig. 2):
       z1_n = [q, k_n, q−k_n, q⊙k_n]·W + b = (q·(Wq + Wd) + b) + [k_n, q⊙k_n]·[Wk − Wd; Wp]
       s_n  = MLP_att(z1_n);  w = s, or softmax(scale·s);  u = Σ_n w_n k_n   (BaseModel: w = 1 or 1/T)
       z    = MLP([u, q, u⊙q]) (+ goods_bias[cand]);  out = z or σ(z)
-    Nothing is allocated inside the parallel loop over chunks of samples.
+    Nothing is allocated inside the parallel loop. The grouping never changes a result: a chunk
+    overwrites everything it reads, and chunks are fixed by the batch alone.
     Docs: docs/benchmarks.md
     """
-    B = batch.cand_goods.shape[0]
     D = params.goods_table.shape[1] + params.cate_table.shape[1]
-    N = batch.hist_goods.shape[0]
     dt = params.flat.dtype
-    split, C, A, H = _sizes(B, N, D, arch)
+    split, C, A, H, R, slot = _plan(batch, D, arch)
+    G = max(1, min(threads, C))  # groups of chunks
+    if scratch.shape[0] < G * slot:
+        return G * slot
     W1, _ = _weights(params.flat, arch.layout, 0)
     if split:
         Wqd, W2 = split_weights(W1, D)
     else:
         Wqd, W2 = np.empty((0, W1.shape[1]), dtype=dt), np.empty((0, W1.shape[1]), dtype=dt)
-    pos = 0
-    q, pos = _carve(scratch, pos, B * D)
-    k, pos = _carve(scratch, pos, N * D)
-    w, pos = _carve(scratch, pos, N)
-    kx, pos = _carve(scratch, pos, N * 2 * D if split else 0)
-    qz, pos = _carve(scratch, pos, B * A)
-    att_a, pos = _carve(scratch, pos, N * A)
-    att_b, pos = _carve(scratch, pos, N * A)
-    x, pos = _carve(scratch, pos, 3 * B * D)
-    mlp_a, pos = _carve(scratch, pos, B * H)
-    mlp_b, pos = _carve(scratch, pos, B * H)
-    scores, pos = _carve(scratch, pos, N)
-    logits, pos = _carve(scratch, pos, B)
-    work = _Work(q.reshape((B, D)), k.reshape((N, D)), w, kx.reshape((N if split else 0, 2 * D)), qz, att_a, att_b,
-                 x.reshape((B, 3 * D)), mlp_a, mlp_b, scores, logits, np.zeros((4, params.state.shape[0]), dt),
-                 np.empty((C, 2, W1.shape[1]), dt))
-    _dice_coefficients(work.dice, params, arch)
-    # the chunk index is passed as int64 at both calls: one compiled signature of _infer_chunk, not three
-    if C == 1:  # one sample or a few: no thread-pool round trip (latency)
-        _infer_chunk(np.int64(0), out, batch, params, arch, probabilities, split, Wqd, W2, work)
+    dice = np.empty((4, params.state.shape[0]), dt)  # Dice's mean_hi, mean_lo, r, 1 − α per running average
+    _dice_coefficients(dice, params, arch)
+    # the group index is passed as int64 at both calls: one compiled signature of _infer_group, not two
+    if G == 1:  # one sample or a few: no thread-pool round trip (latency)
+        _infer_group(np.int64(0), G, C, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch,
+                     slot, A, H)
     else:
-        for c in prange(C):
-            _infer_chunk(np.int64(c), out, batch, params, arch, probabilities, split, Wqd, W2, work)
+        for g in prange(G):
+            _infer_group(np.int64(g), G, C, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch,
+                         slot, A, H)
+    return 0
 
 
 @njit(cache=True)
-def din_infer(out, batch, params, arch, probabilities, scratch):
+def _infer_group(g, G, C, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch, slot, A, H):
+    """Chunks [g·C/G, (g+1)·C/G), one after the other, in slot g."""
+    for c in range(g * C // G, (g + 1) * C // G):
+        _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch, slot, A, H)
+
+
+@njit(cache=True)
+def din_infer(out, batch, params, arch, probabilities, scratch, threads):
     """``din_infer_forward`` called from Python: batch, params and arch as plain tuples in the named tuples'
     field order. Numba types a plain tuple of arrays in its C fast path (under 1 µs a call) but a named tuple
     through Python (about 3 µs more, an eighth of a one-sample prediction); the names come back here."""
-    din_infer_forward(out, FusedBatch(*batch), FusedParams(*params), FusedArch(*arch), probabilities, scratch)
+    return din_infer_forward(out, FusedBatch(*batch), FusedParams(*params), FusedArch(*arch), probabilities,
+                             scratch, threads)
 
 
 @njit(cache=True)
-def _infer_chunk(c, out, batch, params, arch, probabilities, split, Wqd, W2, work):
-    """Samples [c·SAMPLES_PER_CHUNK, (c+1)·SAMPLES_PER_CHUNK) of ``din_infer_forward``, in ``work``'s rows
-    of those samples and of their behaviours only."""
+def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch, slot, A, H):
+    """Samples [c·SAMPLES_PER_CHUNK, (c+1)·SAMPLES_PER_CHUNK) of ``din_infer_forward``, in slot g."""
     hist_offsets, cand_goods = batch.hist_offsets, batch.cand_goods
     goods_table, cate_table = params.goods_table, params.cate_table
     B = cand_goods.shape[0]
@@ -290,7 +313,8 @@ def _infer_chunk(c, out, batch, params, arch, probabilities, split, Wqd, W2, wor
     S = b_hi - b_lo
     r_lo, r_hi = hist_offsets[b_lo], hist_offsets[b_hi]
     R = r_hi - r_lo
-    q, k, w = work.q[b_lo:b_hi], work.k[r_lo:r_hi], work.w[r_lo:r_hi]
+    work = _chunk_work(scratch, slot, g, S, R, D, A, H, split)
+    q, k, w = work.q, work.k, work.w
     for s in range(S):
         for d in range(Dg):
             q[s, d] = goods_table[cand_goods[b_lo + s], d]
@@ -304,21 +328,21 @@ def _infer_chunk(c, out, batch, params, arch, probabilities, split, Wqd, W2, wor
     if arch.pool == POOL_ATTENTION and R > 0:
         W1, b1 = _weights(params.flat, arch.layout, 0)
         A1 = W1.shape[1]
-        z = work.att_a[r_lo * A1:r_hi * A1].reshape((R, A1))
-        qz = work.qz[b_lo * A1:b_hi * A1].reshape((S, A1))
+        z = work.att_a[:R * A1].reshape((R, A1))
+        qz = work.qz[:S * A1].reshape((S, A1))
         if split:
-            kx = work.kx[r_lo:r_hi]
+            kx = work.kx
             for s in range(S):
                 for n in range(hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo):
                     for d in range(D):
                         kx[n, d] = k[n, d]
                         kx[n, D + d] = q[s, d] * k[n, d]
-            np.dot(kx, W2, z)  # one BLAS call each on this chunk's rows, into the scratch (no allocation)
+            np.dot(kx, W2, z)  # one BLAS call each on this chunk's rows, into the slot (no allocation)
             np.dot(q, Wqd, qz)
         else:  # few rows: the same split, read straight from W (rows Wq, Wk, Wd, Wp) without set-up.
             # d outermost: each row of W is read once per chunk (not once per behaviour) and z stays in
             # L1; a one-sample history of 9 takes 9 µs here instead of 17.
-            wqd, wkd = work.wrow[c, 0], work.wrow[c, 1]  # row d of Wq + Wd and of Wk − Wd
+            wqd, wkd = work.wrow[0], work.wrow[1]  # row d of Wq + Wd and of Wk − Wd
             for s in range(S):
                 for o in range(A1):
                     qz[s, o] = 0.0
@@ -342,10 +366,9 @@ def _infer_chunk(c, out, batch, params, arch, probabilities, split, Wqd, W2, wor
             for n in range(hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo):
                 for o in range(A1):
                     z[n, o] += qz[s, o] + b1[o]
-        _activate_rows(z, R, arch.att_act, params, arch, work.dice, 0)
+        _activate_rows(z, R, arch.att_act, params, arch, dice, 0)
         # the layers after the first write to att_b, att_a, ... (the first layer's z lives in att_a)
-        _mlp_rows(z, R, 1, arch.n_att - 1, arch.att_act, params, arch, work.dice, work.att_b, work.att_a, r_lo,
-                  w)
+        _mlp_rows(z, R, 1, arch.n_att - 1, arch.att_act, params, arch, dice, work.att_b, work.att_a, w)
         if arch.softmax:
             for s in range(S):
                 softmax_segment(w, w, hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo,
@@ -355,7 +378,7 @@ def _infer_chunk(c, out, batch, params, arch, probabilities, split, Wqd, W2, wor
             lo, hi = hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo
             for n in range(lo, hi):
                 w[n] = 1.0 if arch.pool == POOL_SUM else 1.0 / (hi - lo)
-    x = work.x[b_lo:b_hi]  # [u, q, u⊙q]
+    x = work.x[:S]  # [u, q, u⊙q]
     for s in range(S):
         for d in range(D):
             x[s, d] = 0.0
@@ -366,9 +389,9 @@ def _infer_chunk(c, out, batch, params, arch, probabilities, split, Wqd, W2, wor
             x[s, D + d] = q[s, d]
             x[s, 2 * D + d] = x[s, d] * q[s, d]
     first = arch.n_att + 1 if arch.pool == POOL_ATTENTION else 0
-    logits = work.logits[b_lo:b_hi]
-    _mlp_rows(x, S, first, arch.layout.shape[0] - first - 1, arch.mlp_act, params, arch, work.dice, work.mlp_a,
-              work.mlp_b, b_lo, logits)
+    logits = work.logits[:S]
+    _mlp_rows(x, S, first, arch.layout.shape[0] - first - 1, arch.mlp_act, params, arch, dice, work.mlp_a,
+              work.mlp_b, logits)
     for s in range(S):
         v = logits[s]
         if params.goods_bias.shape[0] > 0:
