@@ -173,7 +173,7 @@ class Batch:
 
     def fused_arrays(self) -> tuple:
         """The arrays as the fused inference kernel's entry takes them (``FusedBatch``'s fields as a plain tuple,
-        see ``layers.fused.din_infer``), built once per batch."""
+        see ``layers.fused.din_infer_forward``), built once per batch."""
         fused = self.__dict__.get("_fused")
         if fused is None:
             fused = (self.hist_goods, self.hist_cates, self.hist_offsets, self.cand_goods, self.cand_cates)

@@ -68,7 +68,7 @@ from .layers import (
 )
 from .config import ModelConfig
 from .layers.fused import (ACT_DICE, ACT_PRELU, ACT_SIGMOID, POOL_ATTENTION, POOL_MEAN, POOL_SUM, FusedArch,
-                           FusedParams, din_infer)
+                           FusedParams, din_infer_forward)
 from .params import Grads, Params
 from .sparse import SparseGrad
 
@@ -190,7 +190,7 @@ class DeepInterestModel:
         P = self.params
         self._fused_params = tuple(FusedParams(P["goods_emb"], P["cate_emb"],
                                                P["goods_bias"] if cfg.goods_bias else np.zeros((0, 1), dtype=dt),
-                                               P.dense, self.state_flat))  # a plain tuple: see din_infer
+                                               P.dense, self.state_flat))  # a plain tuple: see din_infer_forward
 
     @property
     def dense_flat(self):
@@ -428,19 +428,19 @@ class DeepInterestModel:
                 pool=POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
                 softmax=bool(att and self.attention_softmax), softmax_scale=float(self._softmax_scale),
                 eps=float(self.dice_eps))
-            self._fused_arch_tuple = tuple(self._arch)  # what din_infer takes (see there)
+            self._fused_arch_tuple = tuple(self._arch)  # plain tuples cross into Numba fastest (din_infer_forward)
         return self._arch
 
     def _fused_logits(self, batch, probabilities=False):
         out = np.empty(batch.size, dtype=self.dtype)
         self._fused_arch()
         threads = numba.config.NUMBA_NUM_THREADS  # groups of chunks: at most one per thread Numba can run
-        need = din_infer(out, batch.fused_arrays(), self._fused_params, self._fused_arch_tuple, probabilities,
-                         self._scratch, threads)
+        need = din_infer_forward(out, batch.fused_arrays(), self._fused_params, self._fused_arch_tuple,
+                                 probabilities, self._scratch, threads)
         if need:  # the scratch grows to what the largest batch needed, then is reused
             self._scratch = np.empty(need, dtype=self.dtype)
-            din_infer(out, batch.fused_arrays(), self._fused_params, self._fused_arch_tuple, probabilities,
-                      self._scratch, threads)
+            din_infer_forward(out, batch.fused_arrays(), self._fused_params, self._fused_arch_tuple,
+                              probabilities, self._scratch, threads)
         return out
 
     # ------------------------------------------------------------------ public API

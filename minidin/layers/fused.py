@@ -78,32 +78,14 @@ class FusedBatch(NamedTuple):
     cand_cates: np.ndarray  # (B,) int64
 
 
-class _Work(NamedTuple):
-    """One chunk's intermediates: views into its group's slot of the scratch, row 0 = the chunk's first row.
-    R = the chunk's behaviours, S = its samples."""
-
-    q: np.ndarray  # (S, D) candidate embeddings
-    k: np.ndarray  # (R, D) behaviour embeddings
-    w: np.ndarray  # (R,) pooling weights
-    kx: np.ndarray  # (R, 2D) [k, q⊙k] (split path; (0, 2D) otherwise)
-    qz: np.ndarray  # (S·A,) the per-sample term q·(Wq+Wd) of the first attention layer
-    att_a: np.ndarray  # (R·A,) and att_b: ping-pong activations of the attention MLP (A: its widest layer)
-    att_b: np.ndarray
-    x: np.ndarray  # (S, 3D) [u, q, u⊙q]
-    mlp_a: np.ndarray  # (S·H,) and mlp_b: ping-pong activations of the main MLP (H: its widest layer)
-    mlp_b: np.ndarray
-    logits: np.ndarray  # (S,)
-    wrow: np.ndarray  # (2, A1): one row of Wq + Wd and of Wk − Wd (the small-history path)
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _weights(flat, layout, r):
     """Layer r's W (in, out) and b (out,) as views of the flat parameter buffer."""
     w0, n_in, n_out, b0 = layout[r, L_W], layout[r, L_IN], layout[r, L_OUT], layout[r, L_B]
     return flat[w0:w0 + n_in * n_out].reshape((n_in, n_out)), flat[b0:b0 + n_out]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _dice_coefficients(dice, params, arch):
     """Every Dice layer's ``dice_column`` coefficients from its running averages, once per call."""
     layout = arch.layout
@@ -173,7 +155,7 @@ def _mlp_rows(x, rows, first, n_hidden, act, params, arch, dice, buf_a, buf_b, o
         out[m] = s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _widest(layout, lo, hi):
     w = 1
     for r in range(lo, hi):
@@ -181,7 +163,7 @@ def _widest(layout, lo, hi):
     return w
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _plan(batch, D, arch):
     """(split, C, A, H, R, slot): the split first layer or not, chunks, widest attention and MLP hidden
     layers, most behaviours in one chunk, and the elements of one thread's slot of the scratch."""
@@ -206,35 +188,14 @@ ALIGN = 16  # elements: every carved array starts on a 64-byte boundary (as a fr
 # SIMD loads and BLAS stay aligned
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _round_up(n):
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _carve(scratch, pos, n):
     return scratch[pos:pos + n], pos + _round_up(n)
-
-
-@njit(cache=True)
-def _chunk_work(scratch, slot, g, S, R, D, A, H, split):
-    """Slot g of the scratch as one chunk's ``_Work`` (S samples, R behaviours)."""
-    base = scratch[g * slot:(g + 1) * slot]
-    pos = (-(base.ctypes.data // base.itemsize)) % ALIGN  # first 64-byte boundary in the slot
-    q, pos = _carve(base, pos, S * D)
-    k, pos = _carve(base, pos, R * D)
-    w, pos = _carve(base, pos, R)
-    kx, pos = _carve(base, pos, R * 2 * D if split else 0)
-    qz, pos = _carve(base, pos, S * A)
-    att_a, pos = _carve(base, pos, R * A)
-    att_b, pos = _carve(base, pos, R * A)
-    x, pos = _carve(base, pos, 3 * S * D)
-    mlp_a, pos = _carve(base, pos, S * H)
-    mlp_b, pos = _carve(base, pos, S * H)
-    logits, pos = _carve(base, pos, S)
-    wrow, pos = _carve(base, pos, 2 * A)
-    return _Work(q.reshape((S, D)), k.reshape((R, D)), w, kx.reshape((R if split else 0, 2 * D)), qz, att_a, att_b,
-                 x.reshape((S, 3 * D)), mlp_a, mlp_b, logits, wrow.reshape((2, A)))
 
 
 @njit(cache=True, parallel=prange_only())
@@ -243,9 +204,9 @@ def din_infer_forward(out, batch, params, arch, probabilities, scratch, threads)
     ``scratch`` is too small, the number of elements it needs (and computes nothing).
 
     out:           (B,) float, written: logits z, or σ(z) when ``probabilities``
-    batch:         FusedBatch, the CSR histories and candidates
-    params:        FusedParams, embeddings, per-goods bias, the flat dense buffer and Dice's running averages
-    arch:          FusedArch, the layer layout, activations, pooling and softmax option
+    batch:         FusedBatch (or a plain tuple of its fields), the CSR histories and candidates
+    params:        FusedParams (or its fields), embeddings, per-goods bias, the flat buffer, Dice's averages
+    arch:          FusedArch (or its fields), the layer layout, activations, pooling and softmax option
     scratch:       (≥ threads × slot,) float: the intermediates, one slot per group of chunks; the caller
                    keeps it across calls (fresh megabytes every call would cost a page fault per 4 KB)
     threads:       Numba's thread count: the chunks are cut into that many contiguous groups, one parallel
@@ -260,6 +221,10 @@ def din_infer_forward(out, batch, params, arch, probabilities, scratch, threads)
     overwrites everything it reads, and chunks are fixed by the batch alone.
     Docs: docs/benchmarks.md
     """
+    # Python passes plain tuples (Numba types a plain tuple of arrays in its C fast path, under 1 µs a call,
+    # but a named tuple through Python, about 3 µs more: an eighth of a one-sample prediction); the names
+    # come back here, and named tuples pass through unchanged
+    batch, params, arch = FusedBatch(*batch), FusedParams(*params), FusedArch(*arch)
     D = params.goods_table.shape[1] + params.cate_table.shape[1]
     dt = params.flat.dtype
     split, C, A, H, R, slot = _plan(batch, D, arch)
@@ -273,31 +238,17 @@ def din_infer_forward(out, batch, params, arch, probabilities, scratch, threads)
         Wqd, W2 = np.empty((0, W1.shape[1]), dtype=dt), np.empty((0, W1.shape[1]), dtype=dt)
     dice = np.empty((4, params.state.shape[0]), dt)  # Dice's mean_hi, mean_lo, r, 1 − α per running average
     _dice_coefficients(dice, params, arch)
-    # the group index is passed as int64 at both calls: one compiled signature of _infer_group, not two
+    # c and g are passed as int64 at both calls: one compiled signature of _infer_chunk, not two
     if G == 1:  # one sample or a few: no thread-pool round trip (latency)
-        _infer_group(np.int64(0), G, C, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch,
-                     slot, A, H)
-    else:
-        for g in prange(G):
-            _infer_group(np.int64(g), G, C, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch,
+        for c in range(C):
+            _infer_chunk(np.int64(c), np.int64(0), out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch,
                          slot, A, H)
+    else:  # group g runs chunks [g·C/G, (g+1)·C/G) one after the other in slot g
+        for g in prange(G):
+            for c in range(g * C // G, (g + 1) * C // G):
+                _infer_chunk(np.int64(c), np.int64(g), out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch,
+                             slot, A, H)
     return 0
-
-
-@njit(cache=True)
-def _infer_group(g, G, C, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch, slot, A, H):
-    """Chunks [g·C/G, (g+1)·C/G), one after the other, in slot g."""
-    for c in range(g * C // G, (g + 1) * C // G):
-        _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch, slot, A, H)
-
-
-@njit(cache=True)
-def din_infer(out, batch, params, arch, probabilities, scratch, threads):
-    """``din_infer_forward`` called from Python: batch, params and arch as plain tuples in the named tuples'
-    field order. Numba types a plain tuple of arrays in its C fast path (under 1 µs a call) but a named tuple
-    through Python (about 3 µs more, an eighth of a one-sample prediction); the names come back here."""
-    return din_infer_forward(out, FusedBatch(*batch), FusedParams(*params), FusedArch(*arch), probabilities,
-                             scratch, threads)
 
 
 @njit(cache=True)
@@ -313,8 +264,22 @@ def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, 
     S = b_hi - b_lo
     r_lo, r_hi = hist_offsets[b_lo], hist_offsets[b_hi]
     R = r_hi - r_lo
-    work = _chunk_work(scratch, slot, g, S, R, D, A, H, split)
-    q, k, w = work.q, work.k, work.w
+    # this chunk's intermediates, carved from slot g (row 0 = the chunk's first row; each 64-byte aligned)
+    base = scratch[g * slot:(g + 1) * slot]
+    pos = (-(base.ctypes.data // base.itemsize)) % ALIGN
+    q, pos = _carve(base, pos, S * D)  # (S, D) candidate embeddings
+    k, pos = _carve(base, pos, R * D)  # (R, D) behaviour embeddings
+    w, pos = _carve(base, pos, R)  # (R,) pooling weights
+    kx, pos = _carve(base, pos, R * 2 * D if split else 0)  # (R, 2D) [k, q⊙k], split path only
+    qz, pos = _carve(base, pos, S * A)  # the per-sample term q·(Wq+Wd) of the first attention layer
+    att_a, pos = _carve(base, pos, R * A)  # ping-pong activations of the attention MLP (A: its widest layer)
+    att_b, pos = _carve(base, pos, R * A)
+    x, pos = _carve(base, pos, 3 * S * D)  # (S, 3D) [u, q, u⊙q]
+    mlp_a, pos = _carve(base, pos, S * H)  # ping-pong activations of the main MLP (H: its widest layer)
+    mlp_b, pos = _carve(base, pos, S * H)
+    logits, pos = _carve(base, pos, S)
+    wrow, pos = _carve(base, pos, 2 * A)  # one row of Wq + Wd and of Wk − Wd (the small-history path)
+    q, k = q.reshape((S, D)), k.reshape((R, D))
     for s in range(S):
         for d in range(Dg):
             q[s, d] = goods_table[cand_goods[b_lo + s], d]
@@ -328,10 +293,10 @@ def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, 
     if arch.pool == POOL_ATTENTION and R > 0:
         W1, b1 = _weights(params.flat, arch.layout, 0)
         A1 = W1.shape[1]
-        z = work.att_a[:R * A1].reshape((R, A1))
-        qz = work.qz[:S * A1].reshape((S, A1))
+        z = att_a[:R * A1].reshape((R, A1))
+        qz = qz[:S * A1].reshape((S, A1))
         if split:
-            kx = work.kx
+            kx = kx.reshape((R, 2 * D))
             for s in range(S):
                 for n in range(hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo):
                     for d in range(D):
@@ -342,7 +307,7 @@ def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, 
         else:  # few rows: the same split, read straight from W (rows Wq, Wk, Wd, Wp) without set-up.
             # d outermost: each row of W is read once per chunk (not once per behaviour) and z stays in
             # L1; a one-sample history of 9 takes 9 µs here instead of 17.
-            wqd, wkd = work.wrow[0], work.wrow[1]  # row d of Wq + Wd and of Wk − Wd
+            wqd, wkd = wrow[:A1], wrow[A1:2 * A1]  # row d of Wq + Wd and of Wk − Wd
             for s in range(S):
                 for o in range(A1):
                     qz[s, o] = 0.0
@@ -368,7 +333,7 @@ def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, 
                     z[n, o] += qz[s, o] + b1[o]
         _activate_rows(z, R, arch.att_act, params, arch, dice, 0)
         # the layers after the first write to att_b, att_a, ... (the first layer's z lives in att_a)
-        _mlp_rows(z, R, 1, arch.n_att - 1, arch.att_act, params, arch, dice, work.att_b, work.att_a, w)
+        _mlp_rows(z, R, 1, arch.n_att - 1, arch.att_act, params, arch, dice, att_b, att_a, w)
         if arch.softmax:
             for s in range(S):
                 softmax_segment(w, w, hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo,
@@ -378,7 +343,7 @@ def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, 
             lo, hi = hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo
             for n in range(lo, hi):
                 w[n] = 1.0 if arch.pool == POOL_SUM else 1.0 / (hi - lo)
-    x = work.x[:S]  # [u, q, u⊙q]
+    x = x.reshape((S, 3 * D))
     for s in range(S):
         for d in range(D):
             x[s, d] = 0.0
@@ -389,9 +354,8 @@ def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, 
             x[s, D + d] = q[s, d]
             x[s, 2 * D + d] = x[s, d] * q[s, d]
     first = arch.n_att + 1 if arch.pool == POOL_ATTENTION else 0
-    logits = work.logits[:S]
-    _mlp_rows(x, S, first, arch.layout.shape[0] - first - 1, arch.mlp_act, params, arch, dice, work.mlp_a,
-              work.mlp_b, logits)
+    _mlp_rows(x, S, first, arch.layout.shape[0] - first - 1, arch.mlp_act, params, arch, dice, mlp_a, mlp_b,
+              logits)
     for s in range(S):
         v = logits[s]
         if params.goods_bias.shape[0] > 0:
