@@ -113,14 +113,6 @@ def refined_estimate(fun, x, i, dout=None, crosses=None):
     return best
 
 
-def numeric_vjp(f, x, dout, h=H):
-    """d<f(), dout>/dx by central differences; x (float64) is perturbed in place and restored."""
-    g = np.zeros_like(x, dtype=np.float64)
-    for i in np.ndindex(x.shape):
-        g[i] = _central(f, x, i, h, dout)
-    return g
-
-
 @dataclass
 class GradReport:
     """Outcome of checking one array: worst relative error and entry counts."""

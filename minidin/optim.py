@@ -246,9 +246,6 @@ class _Optimizer:
             self._table_step(name, self.params.tables[name], g, coefs[name], scale)
         self.steps += 1
 
-    def regularization_penalty(self) -> float:
-        """The full-table L2 penalty (λ/2)·Σ‖w‖² that reg='l2' descends (for reporting)."""
-        return 0.5 * self.reg_lambda * sum(float(np.sum(self.params[t].astype(np.float64) ** 2)) for t in self.reg_tables)
 
 
 class SparseAdagrad(_Optimizer):

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
+# Regularization (l2 / mba) applies to these tables only; the optional per-goods logit bias (also row-sparse)
+# is not regularized (as in the official code and common practice).
 EMBEDDING_TABLES = ("goods_emb", "cate_emb")
-# Row-sparse tables: the embeddings, plus the optional per-goods logit bias. Regularization (l2 / mba)
-# applies to the embeddings only; biases are not regularized (as in the official code and common practice).
-SPARSE_TABLES = EMBEDDING_TABLES + ("goods_bias",)
 
 
 @dataclass(frozen=True, eq=False)

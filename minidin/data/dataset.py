@@ -42,10 +42,6 @@ class Split:
     def __len__(self):
         return int(self.users.shape[0])
 
-    def subset(self, idx):
-        return Split(self.users[idx], self.ends[idx], self.cand_goods[idx], self.cand_cates[idx], self.labels[idx],
-                     None if self.probs is None else self.probs[idx])
-
 
 @dataclass(eq=False)
 class Dataset:
@@ -67,10 +63,6 @@ class Dataset:
     @property
     def n_users(self):
         return int(self.seq_offsets.shape[0] - 1)
-
-    @property
-    def has_oracle(self):
-        return all(s.probs is not None for s in self.splits.values())
 
     def window(self, max_history=None) -> int | None:
         """The history window in force: ``max_history`` when given (one run's override), else the
