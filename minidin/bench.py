@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from .batch import Batch
+from .config import PEAK_GFLOPS
 from .model import DIN
 from .optim import SparseAdagrad
 
@@ -46,7 +47,6 @@ def _rate(fn, batches, repeats, sizes=None):
     return sum(sizes or [b.size for b in batches]) / float(np.median(times))
 
 
-PEAK_GFLOPS = 195.0  # default --peak-gflops: float32 GEMM peak of a 2-core Zen 4 machine (docs/benchmarks.md)
 
 
 def dense_macs_per_sample(cfg, mean_history):

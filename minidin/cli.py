@@ -24,6 +24,7 @@ import os
 import sys
 
 from . import __version__
+from .config import PEAK_GFLOPS, add_options, choices, default
 from .io import write_json as _write_json
 
 class _Parser(argparse.ArgumentParser):
@@ -157,7 +158,7 @@ def cmd_train(args):
 
     args.epochs_given = args.epochs
     if args.epochs is None:
-        args.epochs = 8
+        args.epochs = default("epochs")
     cfg = config_from_args(TrainConfig, args)  # every check runs here, before any data is read
     if args.resume:
         from .checkpoint import read_checkpoint
@@ -347,12 +348,11 @@ def _add_commands(sub):
                        description="Train a model, select the best epoch on validation GAUC, and report "
                                    "validation and test AUC/GAUC (next to the oracle on synthetic data).")
     _add_data_options(t)
-    from .config import add_options
-
     groups = add_options(t, _positive_int, _units)  # names, defaults, choices and help: minidin/config.py
     r = groups["run"]
     r.add_argument("--epochs", type=_positive_int, default=None,
-                   help="maximum epochs (default 8; with --resume: the new total, default the checkpoint's)")
+                   help=f"maximum epochs (default {default('epochs')}; with --resume: the new total, default the "
+                        "checkpoint's)")
     r.add_argument("--out", metavar="DIR", default=None, help="write best.npz/.json and last.npz/.json here")
     r.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run checkpointed in DIR (its last.npz), with that run's options; "
@@ -383,7 +383,7 @@ def _add_commands(sub):
     bn.add_argument("--data", metavar="DIR", default=None,
                     help="draw batches from a prepared dataset's train split (real histories) instead of lognormal "
                          "ones, e.g. Amazon Beauty from 'minidin prepare amazon'")
-    bn.add_argument("--peak-gflops", type=_positive_float, default=195.0,
+    bn.add_argument("--peak-gflops", type=_positive_float, default=PEAK_GFLOPS,
                     help="the machine's float32 GEMM peak, the denominator of '%% ceiling' (the default is a 2-core "
                          "Zen 4 machine with AVX-512)")
     bn.add_argument("--no-torch", action="store_true",
@@ -444,8 +444,6 @@ def _add_commands(sub):
 
 # ---------------------------------------------------------------------------- parser
 def build_parser():
-    from .config import choices, default
-
     p = _Parser(prog="minidin", description="A from-scratch Deep Interest Network in NumPy + Numba.")
     p.add_argument("--version", action="version", version=f"minidin {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")

@@ -16,6 +16,8 @@ import numbers
 from dataclasses import dataclass, field, fields
 
 ACTIVATIONS = ("dice", "prelu", "sigmoid")
+REGS = ("none", "l2", "mba")  # embedding regularization (the optimizers take the same names)
+PEAK_GFLOPS = 195.0  # minidin bench's default --peak-gflops: float32 GEMM peak of 2 Zen 4 cores with AVX-512
 MAX_ROWS = 2**31 - 1  # a vocabulary larger than this is a mistake, not a table to allocate
 MAX_WIDTH = 65536  # the widest embedding or layer accepted
 
@@ -213,7 +215,7 @@ class _RunOptions:
     clip_norm: float | None = option(None, "clip the global gradient norm at this (the official code: 5; "
                                      "default: no clipping)", _optional(_positive), group="optimizer")
     reg: str = option("none", "embedding regularization: mini-batch aware (mba), full-table l2, or none",
-                      choices=("none", "l2", "mba"), group="optimizer")
+                      choices=REGS, group="optimizer")
     reg_lambda: float = option(0.0, "regularization strength λ", lambda n, v: _real(n, v, 0.0), group="optimizer")
     batch_size: int = option(256, "samples per training step", lambda n, v: _integer(n, v, 1), group="run")
     epochs: int = option(8, "maximum epochs (with --resume: the new total, default the checkpoint's)",

@@ -32,6 +32,8 @@ so the optimizer updates them in one loop.
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 from typing import NamedTuple
 
@@ -515,41 +517,59 @@ class DeepInterestModel:
 _CONFIG_FIELDS = frozenset(f for f in ModelConfig.__dataclass_fields__ if f not in ("attention_activation", "dtype"))
 
 
+def _keyword_options(cls_name, options, excluded):
+    """The keyword arguments of DIN(...) / BaseModel(...), checked against ModelConfig's fields."""
+    for name in options:
+        if name in excluded or name not in ModelConfig.__dataclass_fields__ or name in ("n_goods", "n_cates"):
+            raise TypeError(f"{cls_name}() got an unexpected keyword argument {name!r}")
+    return options
+
+
+def _signature(excluded):
+    """``(self, n_goods, n_cates, *, option=default, ...)`` from ModelConfig's fields, for help() and
+    introspection: the defaults live in ModelConfig only."""
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD), P("n_goods", P.POSITIONAL_OR_KEYWORD),
+              P("n_cates", P.POSITIONAL_OR_KEYWORD)]
+    params += [P(f.name, P.KEYWORD_ONLY, default=f.default) for f in dataclasses.fields(ModelConfig)
+               if f.name not in excluded and f.name not in ("n_goods", "n_cates")]
+    return inspect.Signature(params)
+
+
+_BASE_EXCLUDED = frozenset({"model", "attention_units", "attention_activation", "attention_softmax",
+                            "attention_split"})
+_DIN_EXCLUDED = frozenset({"model", "pooling"})
+
+
 class BaseModel(DeepInterestModel):
     """The paper's base model (Fig. 2, left): embeddings, sum (or mean) pooling, MLP.
 
-    Same arguments as ``DIN`` without the ``attention_*`` ones, plus
-    ``pooling="sum"`` (paper) or ``"mean"`` (the official code's base model).
+    Keyword arguments: ``minidin.ModelConfig``'s fields (their defaults, allowed values and meaning are
+    there) except the ``attention_*`` ones; ``pooling="sum"`` (paper) or ``"mean"`` (the official code's
+    base model).
     """
 
-    def __init__(self, n_goods, n_cates, goods_dim=64, cate_dim=64, hidden_units=(200, 80), activation="dice",
-                 dtype=np.float32, seed=0, pooling="sum", dice_momentum=0.1, dice_eps=1e-8, emb_std=0.1,
-                 goods_bias=False):
-        super().__init__(ModelConfig(
-            model="base", n_goods=n_goods, n_cates=n_cates, goods_dim=goods_dim, cate_dim=cate_dim,
-            hidden_units=hidden_units, activation=activation, dtype=dtype, seed=seed, pooling=pooling,
-            dice_momentum=dice_momentum, dice_eps=dice_eps, emb_std=emb_std, goods_bias=goods_bias))
+    def __init__(self, n_goods, n_cates, **options):
+        super().__init__(ModelConfig(model="base", n_goods=n_goods, n_cates=n_cates,
+                                     **_keyword_options("BaseModel", options, _BASE_EXCLUDED)))
 
 
 class DIN(DeepInterestModel):
     """Deep Interest Network (paper §4.3): attention-weighted pooling of the history.
 
-    The arguments are ``minidin.ModelConfig``'s fields (their defaults, allowed values and meaning are
-    there): n_goods, n_cates, goods_dim, cate_dim, attention_units, hidden_units, activation,
-    attention_activation (None follows ``activation``), attention_softmax, dtype, seed, dice_momentum,
-    dice_eps, emb_std, goods_bias, attention_split.
+    Keyword arguments: ``minidin.ModelConfig``'s fields (their defaults, allowed values and meaning are
+    there): goods_dim, cate_dim, attention_units, hidden_units, activation, attention_activation (None
+    follows ``activation``), attention_softmax, attention_split, dtype, seed, dice_momentum, dice_eps,
+    emb_std, goods_bias.
     """
 
-    def __init__(self, n_goods, n_cates, goods_dim=64, cate_dim=64, attention_units=(80, 40),
-                 hidden_units=(200, 80), activation="dice", attention_activation=None, attention_softmax=False,
-                 dtype=np.float32, seed=0, dice_momentum=0.1, dice_eps=1e-8, emb_std=0.1, goods_bias=False,
-                 attention_split=True):
-        super().__init__(ModelConfig(
-            model="din", n_goods=n_goods, n_cates=n_cates, goods_dim=goods_dim, cate_dim=cate_dim,
-            attention_units=attention_units, hidden_units=hidden_units, activation=activation,
-            attention_activation=attention_activation, attention_softmax=attention_softmax, dtype=dtype,
-            seed=seed, dice_momentum=dice_momentum, dice_eps=dice_eps, emb_std=emb_std, goods_bias=goods_bias,
-            attention_split=attention_split))
+    def __init__(self, n_goods, n_cates, **options):
+        super().__init__(ModelConfig(model="din", n_goods=n_goods, n_cates=n_cates,
+                                     **_keyword_options("DIN", options, _DIN_EXCLUDED)))
+
+
+BaseModel.__init__.__signature__ = _signature(_BASE_EXCLUDED)
+DIN.__init__.__signature__ = _signature(_DIN_EXCLUDED)
 
 
 def from_config(config: ModelConfig) -> DeepInterestModel:

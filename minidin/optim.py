@@ -37,10 +37,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .config import REGS, default
 from .params import Grads, Params
 from .sparse import EMBEDDING_TABLES, SparseGrad
 
-REGS = ("none", "l2", "mba")
 
 
 # The Adagrad kernels divide by sqrt(acc) + eps with eps > 0 (checked by SparseAdagrad), so they compile with
@@ -256,8 +256,8 @@ class SparseAdagrad(_Optimizer):
     Accumulators live in ``opt.acc``, a ``Params`` laid out like the parameters (saved in checkpoints).
     """
 
-    def __init__(self, params, lr=0.05, reg="none", reg_lambda=0.0, counts=None, initial_accumulator_value=0.1,
-                 eps=1e-10, clip_norm=None):
+    def __init__(self, params, lr=0.05, reg=default("reg"), reg_lambda=default("reg_lambda"), counts=None,
+                 initial_accumulator_value=default("adagrad_init"), eps=1e-10, clip_norm=default("clip_norm")):
         super().__init__(params, lr, reg, reg_lambda, counts, clip_norm)
         self.initial_accumulator_value = _finite("initial_accumulator_value", initial_accumulator_value, 0.0)
         self.eps = _finite("eps", eps, 0.0, lo_open=True)
@@ -297,7 +297,8 @@ class SGD(_Optimizer):
     ``SGD(params, lr, reg="none", reg_lambda=0.0, counts=None, clip_norm=None)``.
     """
 
-    def __init__(self, params, lr, reg="none", reg_lambda=0.0, counts=None, clip_norm=None):
+    def __init__(self, params, lr, reg=default("reg"), reg_lambda=default("reg_lambda"), counts=None,
+                 clip_norm=default("clip_norm")):
         super().__init__(params, lr, reg, reg_lambda, counts, clip_norm)
         self.acc = {}
 
