@@ -175,7 +175,7 @@ def cmd_train(args):
               f"{cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}, {cfg.dtype}")
     try:
         summary, _ = train(data, cfg, out=args.out or args.resume if args.resume else args.out,
-                           resume=args.resume, log=print, resume_epochs=args.epochs_given)
+                           resume=args.resume, log=print, resume_epochs=args.epochs_given, force=args.force)
     except TrainingError as e:
         print(f"minidin: error: {e}", file=sys.stderr)
         return 1
@@ -353,7 +353,11 @@ def _add_commands(sub):
     r.add_argument("--epochs", type=_positive_int, default=None,
                    help=f"maximum epochs (default {default('epochs')}; with --resume: the new total, default the "
                         "checkpoint's)")
-    r.add_argument("--out", metavar="DIR", default=None, help="write best.npz/.json and last.npz/.json here")
+    r.add_argument("--out", metavar="DIR", default=None,
+                   help="write best.npz/.json and last.npz/.json here: a new or empty directory, or this run's own "
+                        "(with --resume); minidin never writes into a folder it did not create")
+    r.add_argument("--force", action="store_true",
+                   help="let --out replace another minidin run's checkpoints (never anything else)")
     r.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run checkpointed in DIR (its last.npz), with that run's options; "
                         "checkpoints keep going to DIR unless --out is given")

@@ -22,6 +22,7 @@ import numpy as np
 from . import metrics
 from .checkpoint import read_checkpoint, restore_model, save_checkpoint
 from .config import TrainConfig
+from .io import MARKER, check_output_dir, write_marker
 from .model import from_config
 from .optim import SGD, SparseAdagrad
 
@@ -102,15 +103,27 @@ def _fmt(m):
     return " ".join(f"{k} {v:.4f}" for k, v in m.items())
 
 
-def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=sys.stderr, resume_epochs=None):
+def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=sys.stderr, resume_epochs=None,
+          force=False):
     """Train on ``dataset`` (a ``minidin.data.Dataset``); return ``(summary dict, model)``.
 
     out:    directory for best.npz/.json and last.npz/.json (None: no checkpoints)
     resume: a checkpoint directory (its last.npz) or .npz path to continue from; the run's
             configuration comes from the checkpoint (``cfg`` is ignored), except that
-            ``resume_epochs`` can raise its total number of epochs
+            ``resume_epochs`` can raise its total number of epochs; the data must be the data it was
+            trained on (compared by ``Dataset.fingerprint``)
+    force:  let ``out`` replace another run's checkpoints (never anything minidin did not write)
+
+    ``out`` must not exist, be empty, or be the run being resumed; another run's checkpoints need
+    ``force``; a folder minidin did not write is refused (ValueError, before anything runs).
     """
     arrays = saved = None
+    if out is not None:
+        previous = check_output_dir(out, "run")
+        same_run = previous and resume is not None and os.path.isdir(resume) and os.path.samefile(out, resume)
+        if previous and not same_run and not force:
+            raise ValueError(f"--out: {out} holds another run's checkpoints; pass --force to replace them, or "
+                             f"--resume {out} to continue that run (nothing was touched)")
     if resume is not None:
         arrays, saved = read_checkpoint(resume, "last")
         cfg = TrainConfig.from_json(saved["train_config"])
@@ -129,6 +142,10 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
 def _train(dataset, cfg, out, log, progress, arrays, saved):
     """The loop of ``train``; ``arrays``/``saved`` are the checkpoint to resume from (None: a new run)."""
     history, best, bad_epochs, start = [], None, 0, 0
+    data_sha = dataset.fingerprint()
+    if saved is not None and saved.get("data_sha256") not in (None, data_sha):
+        raise ValueError(f"--data: not the data the checkpoint was trained on (sha256 {data_sha[:12]}..., "
+                         f"checkpoint {saved['data_sha256'][:12]}...); resume with the same data")
     # The window is an argument of every batching call, never written into the caller's dataset: the run's
     # --max-history when given, else the dataset's own (a prepared dataset's recommended window). A resumed
     # run keeps the window it started with.
@@ -154,7 +171,8 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
     samples_seen = sum(h["train_samples"] for h in history)
 
     def meta(epoch):
-        return {"kind": "training", "train_config": cfg.to_json(), "max_history": window, "n_goods": dataset.n_goods,
+        return {"kind": "training", "train_config": cfg.to_json(), "max_history": window, "data_sha256": data_sha,
+                "n_goods": dataset.n_goods,
                 "n_cates": dataset.n_cates, "data": dataset.description, "epoch": epoch, "history": history,
                 "best": best, "bad_epochs": bad_epochs, "rng_state": rng.bit_generator.state,
                 "metrics": history[epoch]["metrics"] if history else None, "oracle": oracles}
@@ -192,6 +210,9 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
         log(f"epoch {epoch + 1}: train loss {loss_sum / max(done, 1):.4f} | valid {_fmt(m['valid'])} | "
             f"test {_fmt(m['test'])} | {done / seconds / 1000:.1f}k samples/s{'  *' if improved else ''}")
         if out is not None:
+            if not os.path.isfile(os.path.join(out, MARKER)):
+                os.makedirs(out, exist_ok=True)
+                write_marker(out, "run")
             if improved:
                 save_checkpoint(os.path.join(out, "best.npz"), model, meta(epoch), opt)
             save_checkpoint(os.path.join(out, "last.npz"), model, meta(epoch), opt)

@@ -1,4 +1,6 @@
 """Dataset layout, batching windows, feature counts, the synthetic generator's truth."""
+import json
+
 import numpy as np
 import pytest
 
@@ -130,7 +132,9 @@ def test_save_load_roundtrip_and_atomic_replace(data, tmp_path):
             assert np.array_equal(getattr(back.splits[name], f), getattr(data.splits[name], f))
     data.save(path)  # replacing an existing directory
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
-    (path / "data.npz").write_bytes(b"not a zip")
+    assert sorted(p.name for p in path.iterdir()) == sorted([".minidin", "meta.json",
+                                                               json.loads((path / "meta.json").read_text())["data_file"]])
+    (path / json.loads((path / "meta.json").read_text())["data_file"]).write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="corrupt"):
         Dataset.load(path)
     with pytest.raises(ValueError, match="not a dataset directory"):

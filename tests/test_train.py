@@ -98,7 +98,7 @@ def test_nan_loss_raises_and_keeps_last_good_checkpoint(data, tmp_path, monkeypa
 
     monkeypatch.setattr(minidin.DIN, "loss_and_grad", nan_after_a_while)
     with pytest.raises(TrainingError, match="loss became nan"):
-        train(data, TrainConfig(**dict(SMALL, epochs=2)), out=out, log=quiet, progress=None)
+        train(data, TrainConfig(**dict(SMALL, epochs=2)), out=out, log=quiet, progress=None, force=True)
     assert (out / "best.npz").read_bytes() == before
     minidin.load(out)
 
@@ -113,7 +113,7 @@ def test_interrupted_write_leaves_previous_checkpoint_loadable(data, tmp_path, m
 
     monkeypatch.setattr(np, "savez", crash)
     with pytest.raises(KeyboardInterrupt):
-        train(data, TrainConfig(**dict(SMALL, epochs=1, seed=9)), out=out, log=quiet, progress=None)
+        train(data, TrainConfig(**dict(SMALL, epochs=1, seed=9)), out=out, log=quiet, progress=None, force=True)
     monkeypatch.undo()
     again = minidin.load(out)
     assert all(np.array_equal(good.params[n], again.params[n]) for n in good.params)

@@ -18,12 +18,13 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..batch import Batch
-from ..io import umask
+from ..io import atomic_write, check_output_dir, umask, write_marker
 
 SPLITS = ("train", "valid", "test")
 
@@ -175,48 +176,71 @@ class Dataset:
 
     # ------------------------------------------------------------------ files
     def save(self, path, meta: dict | None = None):
-        """Write ``data.npz`` + ``meta.json`` into directory ``path`` atomically (temp dir, then rename)."""
+        """Write the dataset into directory ``path``: ``meta.json``, the arrays in the data file it names, and
+        minidin's marker.
+
+        ``path`` must not exist, be empty, or hold a previous minidin dataset (``io.check_output_dir``):
+        anything else is a ValueError and nothing is touched. A new directory appears whole (built beside it,
+        then renamed). A previous dataset is replaced so that at every instant one of the two is loadable: the
+        new arrays go to a new file, then ``meta.json`` is replaced atomically to name it, then the old file
+        is removed.
+        """
         path = os.path.abspath(path)
+        replace = check_output_dir(path, "dataset")
+        # a new directory gets data.npz; a replacement a new name, so the old file stays whole until meta.json
+        # stops naming it
+        data_file = f"data-{uuid.uuid4().hex[:12]}.npz" if replace else "data.npz"
+        info = dict(meta or {})
+        info.update(format="minidin-dataset-1", data_file=data_file, n_goods=self.n_goods, n_cates=self.n_cates,
+                    max_history=self.max_history, splits=list(self.splits), summary=self.summary(),
+                    description=self.description)
+        text = json.dumps(info, indent=2).encode()
+        if replace:
+            atomic_write(os.path.join(path, data_file), self._write_arrays)
+            atomic_write(os.path.join(path, "meta.json"), lambda f: f.write(text))
+            for name in os.listdir(path):  # the previous data file(s), and any a killed run left behind
+                if name != data_file and name.startswith("data") and name.endswith(".npz"):
+                    os.remove(os.path.join(path, name))
+            return
         parent = os.path.dirname(path)
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
         try:
-            arrays = {"seq_goods": self.seq_goods, "seq_cates": self.seq_cates, "seq_offsets": self.seq_offsets}
-            for name, s in self.splits.items():
-                for f in ("users", "ends", "cand_goods", "cand_cates", "labels"):
-                    arrays[f"{name}/{f}"] = getattr(s, f)
-                if s.probs is not None:
-                    arrays[f"{name}/probs"] = s.probs
-            np.savez(os.path.join(tmp, "data.npz"), **arrays)
-            info = dict(meta or {})
-            info.update(format="minidin-dataset-1", n_goods=self.n_goods, n_cates=self.n_cates,
-                        max_history=self.max_history, splits=list(self.splits), summary=self.summary(),
-                        description=self.description)
-            with open(os.path.join(tmp, "meta.json"), "w") as f:
-                json.dump(info, f, indent=2)
+            atomic_write(os.path.join(tmp, data_file), self._write_arrays)
+            atomic_write(os.path.join(tmp, "meta.json"), lambda f: f.write(text))
+            write_marker(tmp, "dataset")
             os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700
-            if os.path.exists(path):
-                old = path + ".old-" + os.path.basename(tmp)
-                os.rename(path, old)
-                os.rename(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, path)
+            os.rename(tmp, path)  # onto a missing or empty directory only
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
+    def _write_arrays(self, f):
+        arrays = {"seq_goods": self.seq_goods, "seq_cates": self.seq_cates, "seq_offsets": self.seq_offsets}
+        for name, s in self.splits.items():
+            for k in ("users", "ends", "cand_goods", "cand_cates", "labels"):
+                arrays[f"{name}/{k}"] = getattr(s, k)
+            if s.probs is not None:
+                arrays[f"{name}/probs"] = s.probs
+        np.savez(f, **arrays)
+
     @classmethod
     def load(cls, path, max_history="meta"):
         """Load a dataset directory written by ``save`` (or ``minidin prepare``)."""
-        meta_path, data_path = os.path.join(path, "meta.json"), os.path.join(path, "data.npz")
+        meta_path = os.path.join(path, "meta.json")
         if not os.path.isdir(path):
             raise ValueError(f"data: {path} is not a dataset directory")
-        if not os.path.exists(meta_path) or not os.path.exists(data_path):
-            raise ValueError(f"data: {path} has no meta.json and data.npz (not a prepared dataset)")
+        if not os.path.exists(meta_path):
+            raise ValueError(f"data: {path} has no meta.json (not a prepared dataset)")
         try:
             with open(meta_path) as f:
                 meta = json.load(f)
+            data_file = meta.get("data_file", "data.npz") if isinstance(meta, dict) else None
+            if not isinstance(data_file, str) or os.path.basename(data_file) != data_file or not data_file:
+                raise ValueError(f"meta.json: data_file must be a file name in the directory, got {data_file!r}")
+            data_path = os.path.join(path, data_file)
+            if not os.path.exists(data_path):
+                raise ValueError(f"meta.json names {data_file}, which is missing")
             z = np.load(data_path, allow_pickle=False)
             splits = {}
             for name in meta["splits"]:

@@ -29,6 +29,7 @@ import os
 
 import numpy as np
 
+from ..io import check_output_dir
 from .dataset import Dataset, Split
 
 MOVIELENS_100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
@@ -209,6 +210,7 @@ def build_amazon(seqs, leaf, seq_path, seed=1234, max_history=None, min_len=3):
 
 def prepare_amazon(out, sequences=None, attributes=None, reviews=None, meta=None, seed=1234, max_history=None):
     """``minidin prepare amazon``: either (sequences, attributes) or (reviews, meta)."""
+    check_output_dir(out, "dataset")  # before any input is read: refuse a folder minidin may not write into
     if sequences and attributes and not (reviews or meta):
         seqs, leaf, paths, fmt = read_sequences(sequences), read_attributes(attributes), (sequences, attributes), \
             "sequences"
@@ -312,6 +314,7 @@ def read_movies(path):
 
 def prepare_movielens(out, ratings, movies, seed=1234, max_history=100, test_frac=0.28, valid_frac=0.10):
     """``minidin prepare movielens``: the paper's MovieLens protocol, split by user."""
+    check_output_dir(out, "dataset")  # before any input is read: refuse a folder minidin may not write into
     user, movie, rating, ts = read_ratings(ratings)
     genre = read_movies(movies)
     known = np.array(sorted(genre), dtype=np.int64)

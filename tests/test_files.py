@@ -1,0 +1,156 @@
+"""What minidin promises about files: `--out` never destroys what minidin did not write, and replacing a
+previous output never leaves nothing loadable, wherever a run is killed."""
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minidin.io as mio
+from minidin.cli import main
+from minidin.data import Dataset, make_synthetic
+from minidin.data.prepare import prepare_movielens
+from minidin.train import TrainConfig, train
+
+FIX = Path(__file__).parent / "fixtures" / "movielens"
+SMALL = dict(n_users=30, n_cates=5, goods_per_cate=3, min_len=2, max_len=8, train_per_user=3, valid_per_user=2,
+             test_per_user=2)
+TINY = dict(goods_dim=3, cate_dim=2, attention_units=(4,), hidden_units=(4,), batch_size=16, epochs=1)
+
+
+def quiet(*a, **k):
+    return None
+
+
+def tree(path):
+    """Every file under path with its bytes: equal before and after means untouched."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(Path(path).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    d = tmp_path / "inputs"
+    d.mkdir()
+    shutil.copyfile(FIX / "csv_ratings.fixture", d / "ratings.csv")
+    shutil.copyfile(FIX / "csv_movies.fixture", d / "movies.csv")
+    return d
+
+
+def prepare_cli(inputs, out):
+    return main(["prepare", "movielens", "--ratings", str(inputs / "ratings.csv"), "--movies",
+                 str(inputs / "movies.csv"), "--out", str(out)])
+
+
+# ---------------------------------------------------------------------------- prepare --out
+def test_prepare_refuses_a_folder_it_did_not_write(tmp_path, inputs, capsys):
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "notes.txt").write_text("mine")
+    before = tree(project)
+    assert prepare_cli(inputs, project) == 2  # like `--out .` in a project
+    assert "not empty and was not written by minidin" in capsys.readouterr().err
+    assert tree(project) == before
+    inputs_before = tree(inputs)
+    assert prepare_cli(inputs, inputs) == 2  # --out is the folder the inputs were read from
+    assert tree(inputs) == inputs_before
+    (tmp_path / "afile").write_text("x")
+    assert prepare_cli(inputs, tmp_path / "afile") == 2
+    assert "is a file" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "x"
+
+
+def test_prepare_writes_a_new_or_empty_folder_and_replaces_its_own(tmp_path, inputs):
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "new", tmp_path / "empty"):
+        assert prepare_cli(inputs, out) == 0
+        assert mio.output_kind(out) == "dataset" and len(Dataset.load(out).splits["train"]) > 0
+    first = Dataset.load(tmp_path / "new").fingerprint()
+    assert prepare_cli(inputs, tmp_path / "new") == 0  # its own previous output: replaced
+    assert Dataset.load(tmp_path / "new").fingerprint() == first
+    names = sorted(os.listdir(tmp_path / "new"))
+    assert len(names) == 3 and names[:2] == [".minidin", "data-" + names[1][5:]] and names[2] == "meta.json"
+    # a run directory is not a dataset, and the other way round
+    with pytest.raises(ValueError, match="holds a minidin dataset, not a run"):
+        train(make_synthetic(**SMALL), TrainConfig(**TINY), out=tmp_path / "new", log=quiet, progress=None)
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3])
+def test_replacing_a_dataset_leaves_one_loadable_wherever_it_is_killed(tmp_path, monkeypatch, kill_at):
+    """Kill the replacement at each of its steps (write the new arrays, rename meta.json into place, remove
+    the old arrays): the directory always loads, as the old dataset or as the new one."""
+    old, new = make_synthetic(**SMALL), make_synthetic(**dict(SMALL, seed=5))
+    path = tmp_path / "ds"
+    old.save(path)
+    steps = {"n": 0}
+    real_write, real_remove = mio.atomic_write, os.remove
+
+    class Killed(BaseException):
+        pass
+
+    def step():
+        steps["n"] += 1
+        if steps["n"] == kill_at:
+            raise Killed
+
+    def write(p, fn):
+        step()
+        real_write(p, fn)
+
+    def remove(p):
+        step()
+        real_remove(p)
+
+    import minidin.data.dataset as dsmod
+
+    monkeypatch.setattr(dsmod, "atomic_write", write)
+    monkeypatch.setattr(dsmod.os, "remove", remove)
+    with pytest.raises(Killed):
+        new.save(path)
+    monkeypatch.undo()
+    got = Dataset.load(path).fingerprint()  # it loads, as one of the two
+    assert got == (old.fingerprint() if kill_at <= 2 else new.fingerprint())
+    new.save(path)  # and the next save cleans up whatever the killed one left
+    assert Dataset.load(path).fingerprint() == new.fingerprint()
+    assert len([n for n in os.listdir(path) if n.endswith(".npz")]) == 1
+
+
+# ---------------------------------------------------------------------------- train --out / --resume
+def test_train_out_refuses_foreign_files_and_other_runs(tmp_path):
+    data = make_synthetic(**SMALL)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("years of work")
+    with pytest.raises(ValueError, match="not written by minidin"):
+        train(data, TrainConfig(**TINY), out=foreign, log=quiet, progress=None)
+    assert tree(foreign) == {"thesis.tex": b"years of work"}
+    run = tmp_path / "run"
+    train(data, TrainConfig(**TINY), out=run, log=quiet, progress=None)
+    assert mio.output_kind(run) == "run"
+    before = tree(run)
+    with pytest.raises(ValueError, match="another run's checkpoints; pass --force"):
+        train(data, TrainConfig(**dict(TINY, seed=1)), out=run, log=quiet, progress=None)
+    assert tree(run) == before
+    train(data, TrainConfig(**dict(TINY, seed=1)), out=run, log=quiet, progress=None, force=True)
+    assert tree(run) != before
+    # resuming the same run into its own directory needs no --force
+    train(data, TrainConfig(**TINY), out=run, resume=run, resume_epochs=2, log=quiet, progress=None)
+
+
+def test_resume_refuses_other_data(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(make_synthetic(**SMALL), TrainConfig(**TINY), out=run, log=quiet, progress=None)
+    with pytest.raises(ValueError, match="not the data the checkpoint was trained on"):
+        train(make_synthetic(**dict(SMALL, seed=7)), TrainConfig(**TINY), resume=run, resume_epochs=2, log=quiet,
+              progress=None)
+    # the CLI says it in one line
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--synthetic-users", "30", "--data-seed", "7"]) == 2
+    assert "not the data the checkpoint was trained on" in capsys.readouterr().err
+
+
+def test_cli_train_force(tmp_path, capsys):
+    args = ["train", "--synthetic-users", "30", "--goods-dim", "3", "--cate-dim", "2", "--attention-units", "4",
+            "--hidden-units", "4", "--epochs", "1", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    assert main(args) == 2 and "--force" in capsys.readouterr().err
+    assert main(args + ["--force"]) == 0
+    np.testing.assert_equal(mio.output_kind(tmp_path / "r"), "run")
