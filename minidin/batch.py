@@ -41,7 +41,7 @@ def _as_int_array(name, value):
         raise ValueError(f"{name}: expected integer ids, got dtype {arr.dtype}")
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name}: id too large for int64")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.array(arr, dtype=np.int64, order="C", copy=True)  # owned: the caller's array can change freely
 
 
 @njit(cache=True)

@@ -69,3 +69,21 @@ def test_check_vocab():
         b.check_vocab(5, 3)
     with pytest.raises(ValueError, match="hist_cates: id 2"):
         b.check_vocab(6, 2)
+
+
+def test_a_batch_owns_its_arrays():
+    """Validation cannot be bypassed by changing an input array after the batch was built: the batch holds
+    copies (a changed id would otherwise read another embedding row, or memory outside the table)."""
+    import numpy as np
+
+    from tests.helpers import tiny_model
+
+    goods, cates, off = np.array([1, 2, 3]), np.array([0, 1, 1]), np.array([0, 2, 3])
+    cand, ccat, labels = np.array([4, 5]), np.array([1, 0]), np.array([1.0, 0.0])
+    b = minidin.Batch(goods, cates, off, cand, ccat, labels)
+    m = tiny_model()
+    p = m.predict(b)
+    for arr in (goods, cates, off, cand, ccat, labels):
+        arr[...] = 10**9 if arr.dtype.kind == "i" else 7.0
+    assert np.array_equal(m.predict(b), p)
+    assert b.hist_goods.tolist() == [1, 2, 3] and b.labels.tolist() == [1.0, 0.0]
