@@ -49,6 +49,8 @@ def save_checkpoint(path, model, meta: dict, optimizer=None):
 
 def resolve(path, name="best"):
     """A checkpoint directory means its ``name``.npz; an .npz path is used as is."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint: expected a path (str or os.PathLike), got {type(path).__name__}")
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, f"{name}.npz")
@@ -84,17 +86,28 @@ def restore_model(arrays, meta, path="checkpoint"):
         model = model_from_config(meta["model_config"])
     except (TypeError, ValueError) as e:
         raise ValueError(f"checkpoint: {path} has a bad model_config: {e}") from None
+    expected = {f"{group}/{n}" for group, target in (("param", model.params), ("state", model.state))
+                for n in target}
+    unknown = sorted(k for k in arrays if k.split("/", 1)[0] in ("param", "state") and k not in expected)
+    if unknown:
+        raise ValueError(f"checkpoint: {path} is corrupt: unknown array {unknown[0]} (not in its model_config)")
     for group, target in (("param", model.params), ("state", model.state)):
         for n, dst in target.items():
             key = f"{group}/{n}"
             if key not in arrays:
                 raise ValueError(f"checkpoint: {path} is corrupt: missing {key}")
             a = arrays[key]
+            if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
+                raise ValueError(f"checkpoint: {path} is corrupt: {key} is not a numeric array")
             if a.shape != dst.shape:
                 raise ValueError(f"checkpoint: {path} is corrupt: {key} has shape {a.shape}, expected {dst.shape}")
-            if not np.all(np.isfinite(a)):
-                raise ValueError(f"checkpoint: {path} is corrupt: {key} contains NaN or infinity")
-            dst[...] = a  # in place: dense parameters stay views of the flat buffer
+            with np.errstate(over="ignore"):
+                dst[...] = a  # in place: dense parameters stay views of the flat buffer
+            if not np.all(np.isfinite(dst)):  # NaN or infinity, or a float64 value beyond float32's range
+                raise ValueError(f"checkpoint: {path} is corrupt: {key} contains NaN or infinity, or values "
+                                 f"beyond {model.dtype.name}'s range")
+            if n.endswith("running_var") and np.any(dst < 0):
+                raise ValueError(f"checkpoint: {path} is corrupt: {key} has a negative variance")
     return model
 
 

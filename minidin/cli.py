@@ -474,7 +474,7 @@ def main(argv=None):
         return 0
     try:
         return args.func(args)
-    except (ValueError, OSError) as e:
+    except (ValueError, TypeError, OSError) as e:
         print(f"minidin: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

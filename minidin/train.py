@@ -190,7 +190,12 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
                 where = f"; the last good checkpoint is in {out}" if out else ""
                 raise TrainingError(f"loss became {loss} at epoch {epoch + 1}, after {done} samples "
                                     f"(try a smaller --lr or --clip-norm){where}")
-            opt.step(grads)
+            try:
+                opt.step(grads)
+            except ValueError as e:  # a non-finite gradient: nothing moved, the checkpoints are the last good ones
+                where = f"; the last good checkpoint is in {out}" if out else ""
+                raise TrainingError(f"training stopped at epoch {epoch + 1}, after {done} samples: {e} "
+                                    f"(try a smaller --lr or --clip-norm){where}") from None
             loss_sum += loss * len(idx)
             done += len(idx)
             bar.update(done, loss_sum / done)

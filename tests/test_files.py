@@ -154,3 +154,68 @@ def test_cli_train_force(tmp_path, capsys):
     assert main(args) == 2 and "--force" in capsys.readouterr().err
     assert main(args + ["--force"]) == 0
     np.testing.assert_equal(mio.output_kind(tmp_path / "r"), "run")
+
+
+def _tamper(src, dst, change):
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    change(arrays)
+    np.savez(dst, **arrays)
+
+
+def test_a_tampered_checkpoint_is_one_clear_error(tmp_path):
+    import json
+
+    import minidin
+
+    m = minidin.DIN(n_goods=6, n_cates=3, goods_dim=3, cate_dim=2, attention_units=(4,), hidden_units=(3,))
+    src = tmp_path / "m.npz"
+    minidin.save(m, src)
+
+    def meta_edit(fn):
+        def change(a):
+            meta = json.loads(str(a["meta_json"]))
+            fn(meta)
+            a["meta_json"] = np.array(json.dumps(meta))
+        return change
+
+    cases = {
+        "missing": (lambda a: a.pop("param/mlp.0.W"), "missing param/mlp.0.W"),
+        "unknown": (lambda a: a.__setitem__("param/extra", np.zeros(3, np.float32)), "unknown array param/extra"),
+        "shape": (lambda a: a.__setitem__("param/mlp.0.b", np.zeros(4, np.float32)), "mlp.0.b has shape"),
+        "type": (lambda a: a.__setitem__("param/mlp.0.b", np.array(["a", "b", "c"])), "not a numeric array"),
+        "overflow": (lambda a: a.__setitem__("param/mlp.0.b", np.full(3, 1e300)), "beyond float32"),
+        "nan": (lambda a: a.__setitem__("param/goods_emb", np.full((6, 3), np.nan, np.float32)), "NaN"),
+        "variance": (lambda a: a.__setitem__("state/mlp.0.running_var", -np.ones(3, np.float32)), "negative variance"),
+        "model name": (meta_edit(lambda m: m["model_config"].__setitem__("model", "dien")), "model: must be one of"),
+        "dtype name": (meta_edit(lambda m: m["model_config"].__setitem__("dtype", "float16")), "dtype"),
+        "config key": (meta_edit(lambda m: m["model_config"].__setitem__("depth", 3)), "unknown key"),
+        "config type": (meta_edit(lambda m: m["model_config"].__setitem__("goods_dim", "3")), "goods_dim"),
+    }
+    for name, (change, match) in cases.items():
+        bad = tmp_path / f"{name.replace(' ', '_')}.npz"
+        _tamper(src, bad, change)
+        with pytest.raises(ValueError, match=match):
+            minidin.load(bad)
+    with pytest.raises(TypeError, match="expected a path"):
+        minidin.load(None)
+
+
+def test_a_non_finite_gradient_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import minidin
+    from minidin.train import TrainingError
+
+    data, out = make_synthetic(**SMALL), tmp_path / "run"
+    train(data, TrainConfig(**TINY), out=out, log=quiet, progress=None)
+    before = (out / "best.npz").read_bytes()
+    real = minidin.DIN.loss_and_grad
+
+    def inf_grad(self, batch, update_stats=True):
+        loss, g = real(self, batch, update_stats)
+        g["mlp.0.W"] = np.full_like(g["mlp.0.W"], np.inf)
+        return loss, g
+
+    monkeypatch.setattr(minidin.DIN, "loss_and_grad", inf_grad)
+    with pytest.raises(TrainingError, match=r"epoch 1, after 0 samples: grads\['mlp.0.W'\]: contains NaN"):
+        train(data, TrainConfig(**TINY), out=out, log=quiet, progress=None, force=True)
+    assert (out / "best.npz").read_bytes() == before
