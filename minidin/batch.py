@@ -37,6 +37,8 @@ def _as_int_array(name, value):
             raise ValueError(f"{name}: contains NaN or infinity")
         if not np.all(arr == np.round(arr)):
             raise ValueError(f"{name}: expected integer ids, got non-integer values")
+        if np.any(np.abs(arr) >= 2.0**63):
+            raise ValueError(f"{name}: id too large for int64")
     elif arr.dtype.kind not in "iu":
         raise ValueError(f"{name}: expected integer ids, got dtype {arr.dtype}")
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:

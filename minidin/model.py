@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import os
 from typing import NamedTuple
 
 import numba
@@ -158,6 +159,11 @@ class DeepInterestModel:
         self._workspace = {}  # step intermediates, reused across steps (``_buf``)
         self._arch = None  # the fused kernel's FusedArch (``_fused_arch``)
         self._scratch = np.empty(0, dtype=dt)  # the fused kernel's intermediates, kept across calls
+        need = dt.itemsize * (cfg.n_goods * (cfg.goods_dim + cfg.goods_bias) + cfg.n_cates * cfg.cate_dim)
+        if need * (1 + 8 // dt.itemsize) > _physical_memory():  # with the float64 draw it is initialised from
+            raise ValueError(f"n_goods / n_cates: embedding tables of {need / 2**30:.0f} GiB ({cfg.n_goods} x "
+                             f"{cfg.goods_dim} + {cfg.n_cates} x {cfg.cate_dim} {dt.name}) exceed this machine's "
+                             f"{_physical_memory() / 2**30:.0f} GiB of memory")
         tables = {"goods_emb": (rng.standard_normal((cfg.n_goods, cfg.goods_dim)) * cfg.emb_std).astype(dt),
                   "cate_emb": (rng.standard_normal((cfg.n_cates, cfg.cate_dim)) * cfg.emb_std).astype(dt)}
         if cfg.goods_bias:
@@ -515,6 +521,14 @@ class DeepInterestModel:
 
 
 _CONFIG_FIELDS = frozenset(f for f in ModelConfig.__dataclass_fields__ if f not in ("attention_activation", "dtype"))
+
+
+def _physical_memory() -> int:
+    """Bytes of physical memory (no limit where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
 
 
 def _keyword_options(cls_name, options, excluded):

@@ -1,0 +1,100 @@
+"""Malformed input gets a ValueError or TypeError with a message, never another exception or a silent wrong
+result: random values thrown at Batch, the model constructors, the optimizer and load."""
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minidin
+from minidin.config import ModelConfig
+
+ANY = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
+                st.text(max_size=5), st.lists(st.integers(-3, 300), max_size=4),
+                st.tuples(st.floats(-3, 300)), st.just(()))
+
+
+def _clear_or_ok(fn):
+    try:
+        return fn()
+    except (ValueError, TypeError) as e:
+        assert str(e), "an error without a message"
+        return None
+
+
+@settings(max_examples=60)
+@given(field=st.sampled_from([f for f in ModelConfig.__dataclass_fields__]), value=ANY)
+def test_model_config_takes_a_valid_value_or_names_the_field(field, value):
+    kw = {"n_goods": 7, "n_cates": 3, "goods_dim": 2, "cate_dim": 2, "attention_units": (3,), "hidden_units": (3,)}
+    kw[field] = value
+    try:
+        cfg = ModelConfig(**kw)
+    except (ValueError, TypeError) as e:
+        assert field in str(e) or "n_goods and n_cates" in str(e)
+        return
+    from minidin.model import from_config
+
+    m = from_config(cfg)  # an accepted config builds a working model
+    b = minidin.Batch.from_lists([[1, 2]], [[0, 1]], [3], [2], [1])
+    assert np.all(np.isfinite(m.predict(b)))
+
+
+ids = st.lists(st.one_of(st.integers(-5, 12), st.floats(allow_nan=True, allow_infinity=True, width=32)),
+               max_size=6)
+
+
+@settings(max_examples=80)
+@given(hg=ids, hc=ids, off=ids, cg=ids, cc=ids, labels=st.one_of(st.none(), ids))
+def test_batch_is_valid_or_a_clear_error(hg, hc, off, cg, cc, labels):
+    b = _clear_or_ok(lambda: minidin.Batch(hg, hc, off, cg, cc, labels))
+    if b is None:
+        return
+    m = minidin.DIN(n_goods=13, n_cates=13, goods_dim=2, cate_dim=2, attention_units=(3,), hidden_units=(3,))
+    p = _clear_or_ok(lambda: m.predict(b))  # ids beyond the vocabulary: a clear error, never a crash
+    if p is not None:
+        assert p.shape == (b.size,) and np.all(np.isfinite(p))
+
+
+@settings(max_examples=60)
+@given(kw=st.fixed_dictionaries({}, optional={"lr": ANY, "reg": ANY, "reg_lambda": ANY, "clip_norm": ANY,
+                                              "initial_accumulator_value": ANY, "eps": ANY}))
+def test_optimizer_arguments_are_checked(kw):
+    m = minidin.DIN(n_goods=5, n_cates=2, goods_dim=2, cate_dim=2, attention_units=(3,), hidden_units=(3,))
+    opt = _clear_or_ok(lambda: minidin.SparseAdagrad(m.params, **kw))
+    if opt is not None:
+        assert opt.lr > 0 and np.isfinite(opt.lr) and opt.eps > 0
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ck") / "m.npz"
+    minidin.save(minidin.DIN(n_goods=5, n_cates=2, goods_dim=2, cate_dim=2, attention_units=(3,),
+                             hidden_units=(3,)), path)
+    return path
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_load_of_a_mutated_checkpoint_is_a_model_or_a_clear_error(saved, tmp_path_factory, data):
+    raw = bytearray(saved.read_bytes())
+    kind = data.draw(st.sampled_from(["flip", "truncate", "config"]))
+    path = tmp_path_factory.mktemp("bad") / "m.npz"
+    if kind == "flip":
+        for _ in range(data.draw(st.integers(1, 8))):
+            i = data.draw(st.integers(0, len(raw) - 1))
+            raw[i] ^= 1 << data.draw(st.integers(0, 7))
+        path.write_bytes(bytes(raw))
+    elif kind == "truncate":
+        path.write_bytes(bytes(raw[:data.draw(st.integers(0, len(raw) - 1))]))
+    else:
+        with np.load(saved) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays["meta_json"]))
+        key = data.draw(st.sampled_from(sorted(meta["model_config"])))
+        meta["model_config"][key] = data.draw(ANY)
+        arrays["meta_json"] = np.array(json.dumps(meta))
+        np.savez(path, **arrays)
+    m = _clear_or_ok(lambda: minidin.load(path))
+    if m is not None:
+        assert all(np.all(np.isfinite(p)) for p in m.params.values())
