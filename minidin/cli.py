@@ -298,6 +298,10 @@ def cmd_prepare(args):
     skipped = info["stats"].get("users_skipped_fewer_than_3")
     if skipped:
         print(f"skipped {skipped} users with fewer than 3 behaviours")
+    for key, what in (("duplicate_ratings_dropped", "ratings"), ("duplicate_reviews_dropped", "reviews")):
+        if info["stats"].get(key):
+            print(f"dropped {info['stats'][key]} exact duplicate {what} (same user, item and time: a copy would sit "
+                  f"in its own sample's history)")
     return 0
 
 

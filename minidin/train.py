@@ -142,6 +142,13 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
 def _train(dataset, cfg, out, log, progress, arrays, saved):
     """The loop of ``train``; ``arrays``/``saved`` are the checkpoint to resume from (None: a new run)."""
     history, best, bad_epochs, start = [], None, 0, 0
+    where = dataset.description.get("path") or dataset.description.get("kind", "the dataset")
+    for split in ("train", "valid", "test"):
+        labels = dataset.splits[split].labels
+        if labels.size == 0 or np.all(labels == labels[0]):
+            raise ValueError(f"data: {where}: the {split} split has "
+                             + ("no samples" if labels.size == 0 else f"only one class (every label {labels[0]:g})")
+                             + "; training and model selection need clicks and non-clicks in every split")
     data_sha = dataset.fingerprint()
     if saved is not None and saved.get("data_sha256") not in (None, data_sha):
         raise ValueError(f"--data: not the data the checkpoint was trained on (sha256 {data_sha[:12]}..., "

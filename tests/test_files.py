@@ -219,3 +219,61 @@ def test_a_non_finite_gradient_stops_training_and_keeps_the_last_good_checkpoint
     with pytest.raises(TrainingError, match=r"epoch 1, after 0 samples: grads\['mlp.0.W'\]: contains NaN"):
         train(data, TrainConfig(**TINY), out=out, log=quiet, progress=None, force=True)
     assert (out / "best.npz").read_bytes() == before
+
+
+def _edit_dataset(src, dst, meta_change=None, array_change=None):
+    import json
+
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "meta.json").read_text())
+    data = dst / meta.get("data_file", "data.npz")
+    if array_change:
+        with np.load(data) as z:
+            arrays = {k: z[k] for k in z.files}
+        array_change(arrays)
+        np.savez(data, **arrays)
+    if meta_change:
+        meta_change(meta)
+        (dst / "meta.json").write_text(json.dumps(meta))
+    return data
+
+
+@pytest.mark.parametrize("name,edit,match", [
+    ("truncated", "truncate", "BadZipFile"),
+    ("not json", "garble", "JSONDecodeError"),
+    ("no n_goods", (lambda m: m.pop("n_goods"), None), "KeyError: 'n_goods'"),
+    ("n_goods text", (lambda m: m.__setitem__("n_goods", "x"), None), "n_goods must be a whole number"),
+    ("n_goods fraction", (lambda m: m.__setitem__("n_goods", 12.5), None), "n_goods must be a whole number"),
+    ("absurd size", (lambda m: m.__setitem__("n_goods", 10**15), None), "n_goods must be a whole number"),
+    ("no valid split", (lambda m: m.__setitem__("splits", ["train", "test"]), None), "splits must list"),
+    ("fractional ids", (None, lambda a: a.__setitem__("train/cand_goods", a["train/cand_goods"] + 0.5)),
+     "train/cand_goods must be a 1-D integer array"),
+    ("data file outside", (lambda m: m.__setitem__("data_file", "../x.npz"), None), "data_file must be a file name"),
+])
+def test_a_broken_dataset_directory_is_one_line(tmp_path, capsys, name, edit, match):
+    src = tmp_path / "ds"
+    make_synthetic(**SMALL).save(src)
+    dst = tmp_path / "bad"
+    if edit == "truncate":
+        data = _edit_dataset(src, dst)
+        data.write_bytes(data.read_bytes()[:100])
+    elif edit == "garble":
+        _edit_dataset(src, dst)
+        (dst / "meta.json").write_text("{not json")
+    else:
+        _edit_dataset(src, dst, *edit)
+    with pytest.raises(ValueError, match=match):
+        Dataset.load(dst)
+    assert main(["train", "--data", str(dst), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "minidin: error: data:" in err and str(dst) in err
+
+
+def test_a_split_with_one_class_is_refused_before_training(tmp_path, capsys):
+    src = tmp_path / "ds"
+    make_synthetic(**SMALL).save(src)
+    _edit_dataset(src, tmp_path / "bad", None, lambda a: a.__setitem__("valid/labels", np.ones_like(a["valid/labels"])))
+    Dataset.load(tmp_path / "bad")  # loads: the data is well formed
+    assert main(["train", "--data", str(tmp_path / "bad"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "the valid split has only one class" in err and err.count("\n") == 1

@@ -146,9 +146,21 @@ def test_movielens_order_is_time_then_file(tmp_path, ml):
     assert ds.seq_cates[ds.seq_goods == 0][0] == cate_names.index("Adventure")
 
 
+H = "userId,movieId,rating,timestamp\n"
+
+
 @pytest.mark.parametrize("content,match", [
-    ("userId,movieId,rating,timestamp\n1,1,4.0,100\n1,x,3,5\n", r"ratings.csv:3"),
+    (H + "1,1,4.0,100\n1,x,3,5\n", r"ratings.csv:3"),
     ("", "empty file"),
+    (H + "1,1,4.0,100\n1,2,nan,5\n", r"ratings.csv:3: rating must be a number in \[0, 5\], got nan"),
+    (H + "1,1,4.0,100\n1,2,-1,5\n", r"ratings.csv:3: rating must be"),
+    (H + "1,1,4.0,100\n1,2,7,5\n", r"ratings.csv:3: rating must be"),
+    (H + "1,1.5,4.0,100\n", r"ratings.csv:2: movie id must be a whole number"),
+    (H + "1,inf,4.0,100\n", r"ratings.csv:2: movie id"),
+    (H + "1,1,4.0,nan\n", r"ratings.csv:2: timestamp must be"),
+    (H + "-3,1,4.0,100\n", r"ratings.csv:2: user id must be"),
+    (H + "1,1,4.0,100 # a comment\n", r"ratings.csv:2"),  # '#' is not a comment: the row is an error
+    (H + "1,1,4.0,100\n\n\n1,2,x,5\n", r"ratings.csv:5"),  # line numbers count blank lines
 ])
 def test_bad_ratings_files(tmp_path, ml, content, match):
     p = tmp_path / "ratings.csv"
@@ -156,6 +168,68 @@ def test_bad_ratings_files(tmp_path, ml, content, match):
     with pytest.raises(ValueError, match=match):
         prepare_movielens(tmp_path / "m", p, ml / "movies.csv")
     assert not (tmp_path / "m").exists()
+
+
+def test_duplicate_ratings_are_dropped_and_counted(tmp_path, ml, capsys):
+    """The same (user, movie, timestamp) twice would put a sample's candidate into its own history."""
+    p = tmp_path / "ratings.csv"
+    p.write_text((ml / "ratings.csv").read_text() + "1,2,4.5,90\n1,2,4.5,90\n")
+    clean = prepare_movielens(tmp_path / "a", ml / "ratings.csv", ml / "movies.csv")
+    info = prepare_movielens(tmp_path / "b", p, ml / "movies.csv")
+    assert info["stats"]["duplicate_ratings_dropped"] >= 2
+    assert info["stats"]["ratings"] == clean["stats"]["ratings"]
+    m = tmp_path / "movies.csv"
+    m.write_text((ml / "movies.csv").read_text() + "1,Again,Comedy\n")
+    with pytest.raises(ValueError, match=r"movies.csv:\d+: movie 1 is listed twice \(first at line 2\)"):
+        prepare_movielens(tmp_path / "c", ml / "ratings.csv", m)
+
+
+def test_unreadable_files_are_one_clear_error(tmp_path, ml):
+    import gzip as gz
+
+    bad = tmp_path / "ratings.csv"
+    bad.write_bytes(b"userId,movieId,rating,timestamp\n1,1,4.0,100\n\xff\xfe,2,3,4\n")
+    with pytest.raises(ValueError, match="not valid utf-8 text"):
+        prepare_movielens(tmp_path / "m", bad, ml / "movies.csv")
+    good = gz.compress((ml / "ratings.csv").read_bytes())
+    trunc = tmp_path / "ratings.csv.gz"
+    trunc.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated gzip"):
+        prepare_movielens(tmp_path / "m", trunc, ml / "movies.csv")
+    trunc.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="corrupt or truncated gzip"):
+        prepare_movielens(tmp_path / "m", trunc, ml / "movies.csv")
+    deep = tmp_path / "reviews.json"
+    deep.write_text("[" * 100000 + "]" * 100000 + "\n")
+    with pytest.raises(ValueError, match=r"reviews.json:1: expected a JSON object"):
+        prepare_amazon(tmp_path / "a", reviews=deep, meta=FIX / "meta.json")
+    assert not (tmp_path / "m").exists() and not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("line,match", [
+    ('{"reviewerID": "A", "asin": "B001", "unixReviewTime": true}', "integer unixReviewTime"),
+    ('{"reviewerID": "A", "asin": "B001", "unixReviewTime": 1.5}', "integer unixReviewTime"),
+    ('{"reviewerID": "A", "asin": "B001", "unixReviewTime": "12"}', "integer unixReviewTime"),
+    ('{"reviewerID": "A", "asin": "B001", "unixReviewTime": 100000000000000000000000}', "integer unixReviewTime"),
+    ('[1, 2]', "got list"),
+])
+def test_bad_review_values_name_the_line(tmp_path, line, match):
+    p = tmp_path / "r.json"
+    p.write_text('{"reviewerID": "A", "asin": "B001", "unixReviewTime": 1}\n' + line + "\n")
+    with pytest.raises(ValueError, match=r"r.json:2: .*" + match):
+        prepare_amazon(tmp_path / "a", reviews=p, meta=FIX / "meta.json")
+
+
+def test_amazon_sequences_and_attributes_checks(tmp_path):
+    seq = tmp_path / "s.txt"
+    seq.write_text("1 10 11 12\n2 10 11\n1 12 10\n")
+    with pytest.raises(ValueError, match=r"s.txt:3: user '1' already has a sequence \(line 1\)"):
+        prepare_amazon(tmp_path / "a", sequences=seq, attributes=FIX / "amazon_attr.json")
+    attrs = tmp_path / "attr.json"
+    attrs.write_text('{"10": [1, [2, 3]], "11": [1], "12": [2]}')
+    seq.write_text("1 10 11 12\n")
+    with pytest.raises(ValueError, match=r"item '10': expected a non-empty list of attribute ids"):
+        prepare_amazon(tmp_path / "a", sequences=seq, attributes=attrs)
 
 
 def test_bad_amazon_files(tmp_path):

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -242,15 +243,35 @@ class Dataset:
             if not os.path.exists(data_path):
                 raise ValueError(f"meta.json names {data_file}, which is missing")
             z = np.load(data_path, allow_pickle=False)
+            names = meta["splits"]
+            if not isinstance(names, list) or not set(SPLITS) <= set(names):
+                raise ValueError(f"meta.json: splits must list {', '.join(SPLITS)}, got {names!r}")
+
+            def ints(key):
+                a = z[key]
+                if a.dtype.kind not in "iu" or a.ndim != 1:
+                    raise ValueError(f"{data_file}: {key} must be a 1-D integer array, got {a.dtype} {a.shape}")
+                return a.astype(np.int64)
+
             splits = {}
-            for name in meta["splits"]:
+            for name in names:
                 probs = z[f"{name}/probs"] if f"{name}/probs" in z.files else None
-                splits[name] = Split(*(z[f"{name}/{f}"].astype(np.int64) for f in ("users", "ends", "cand_goods",
-                                                                                  "cand_cates")),
-                                     z[f"{name}/labels"].astype(np.float64), probs)
-            seq = [z[k].astype(np.int64) for k in ("seq_goods", "seq_cates", "seq_offsets")]
-        except (KeyError, OSError, json.JSONDecodeError, ValueError) as e:
-            raise ValueError(f"data: {path} is corrupt or incomplete ({e})") from None
+                labels = z[f"{name}/labels"]
+                if labels.dtype.kind not in "iuf" or labels.ndim != 1:
+                    raise ValueError(f"{data_file}: {name}/labels must be a 1-D array of 0 and 1")
+                splits[name] = Split(*(ints(f"{name}/{f}") for f in ("users", "ends", "cand_goods", "cand_cates")),
+                                     labels.astype(np.float64), probs)
+            seq = [ints(k) for k in ("seq_goods", "seq_cates", "seq_offsets")]
+            n_goods, n_cates = meta["n_goods"], meta["n_cates"]
+            for key, v in (("n_goods", n_goods), ("n_cates", n_cates)):
+                if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v < 2**31:
+                    raise ValueError(f"meta.json: {key} must be a whole number in [1, 2^31), got {v!r}")
+        except (KeyError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, ValueError, TypeError,
+                AttributeError) as e:
+            raise ValueError(f"data: {path} is corrupt or incomplete ({type(e).__name__}: {e})") from None
         mh = meta.get("max_history") if max_history == "meta" else max_history
-        desc = dict(meta.get("description") or {}, kind="prepared", path=os.path.abspath(path))
-        return cls(*seq, int(meta["n_goods"]), int(meta["n_cates"]), splits, mh, desc)
+        try:
+            desc = dict(meta.get("description") or {}, kind="prepared", path=os.path.abspath(path))
+            return cls(*seq, n_goods, n_cates, splits, mh, desc)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"data: {path} is corrupt: {e}") from None

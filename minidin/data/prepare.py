@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import zlib
 
 import numpy as np
 
@@ -45,6 +46,31 @@ def _open_text(path, encoding="utf-8"):
     return open(path, encoding=encoding, newline="")
 
 
+_READ_ERRORS = (UnicodeDecodeError, EOFError, zlib.error, gzip.BadGzipFile, RecursionError)
+
+
+def _read_error(path, e, ln=None):
+    """One line for what Python raises on an unreadable file: bad bytes, a corrupt or truncated .gz, a
+    nesting too deep to parse."""
+    where = f"{path}:{ln}" if ln else str(path)
+    if isinstance(e, UnicodeDecodeError):
+        return ValueError(f"{where}: not valid {e.encoding} text (byte {e.object[e.start:e.start + 1]!r})")
+    if isinstance(e, RecursionError):
+        return ValueError(f"{where}: nested too deeply to parse")
+    return ValueError(f"{where}: corrupt or truncated gzip file ({type(e).__name__})")
+
+
+def _lines(path, encoding="utf-8"):
+    """(line number, text) of every line; an unreadable file is a ValueError naming file:line."""
+    ln = 0
+    try:
+        with _open_text(path, encoding) as f:
+            for ln, line in enumerate(f, 1):
+                yield ln, line
+    except _READ_ERRORS as e:
+        raise _read_error(path, e, ln + 1) from None
+
+
 def _sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -60,15 +86,18 @@ def _sources(*paths):
 # ------------------------------------------------------------------------------------------------ Amazon
 def read_sequences(path):
     """``user item item ...`` lines (oldest first) -> list of (user, [items], line number)."""
-    out = []
-    with _open_text(path) as f:
-        for ln, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 2:
-                raise ValueError(f"{path}:{ln}: expected 'user_id item_id item_id ...', got {line.strip()!r}")
-            out.append((parts[0], parts[1:], ln))
+    out, seen = [], {}
+    for ln, line in _lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise ValueError(f"{path}:{ln}: expected 'user_id item_id item_id ...', got {line.strip()!r}")
+        if parts[0] in seen:
+            raise ValueError(f"{path}:{ln}: user {parts[0]!r} already has a sequence (line {seen[parts[0]]}); "
+                             f"one line per user")
+        seen[parts[0]] = ln
+        out.append((parts[0], parts[1:], ln))
     if not out:
         raise ValueError(f"{path}: empty file (no user sequences)")
     return out
@@ -81,45 +110,59 @@ def read_attributes(path):
             attrs = json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except _READ_ERRORS as e:
+        raise _read_error(path, e) from None
     if not isinstance(attrs, dict) or not attrs:
         raise ValueError(f"{path}: expected a non-empty JSON object item -> [attribute ids]")
     leaf = {}
     for item, a in attrs.items():
-        if not isinstance(a, list) or not a:
-            raise ValueError(f"{path}: item {item!r}: expected a non-empty list of attribute ids")
+        if not isinstance(a, list) or not a or not all(isinstance(x, (int, str)) and not isinstance(x, bool)
+                                                       for x in a):
+            raise ValueError(f"{path}: item {item!r}: expected a non-empty list of attribute ids (numbers or "
+                             f"strings), got {str(a)[:60]}")
         leaf[str(item)] = str(a[-1])
     return leaf
 
 
 def _parse_record(line, path, ln):
     try:
-        return json.loads(line)
-    except json.JSONDecodeError:
         try:
-            return ast.literal_eval(line)  # some Amazon meta files are Python literals
-        except (ValueError, SyntaxError):
-            raise ValueError(f"{path}:{ln}: expected a JSON object or Python dict literal") from None
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            r = ast.literal_eval(line)  # some Amazon meta files are Python literals
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise ValueError(f"{path}:{ln}: expected a JSON object or Python dict literal (one per line)") from None
+    if not isinstance(r, dict):
+        raise ValueError(f"{path}:{ln}: expected a JSON object or Python dict literal, got {type(r).__name__}")
+    return r
 
 
 def _records(path):
     """(line number, dict) for every non-blank line of a JSON-lines or Python-literal-lines file."""
-    with _open_text(path) as f:
-        for ln, line in enumerate(f, 1):
-            if line.strip():
-                yield ln, _parse_record(line, path, ln)
+    for ln, line in _lines(path):
+        if line.strip():
+            yield ln, _parse_record(line, path, ln)
 
 
 def read_reviews(path):
-    """Original Amazon reviews (reviewerID, asin, unixReviewTime) -> user sequences ordered by (time, file order)."""
-    users, items, times, lines = [], [], [], []
+    """Original Amazon reviews (reviewerID, asin, unixReviewTime) -> user sequences ordered by (time, file order).
+    A review repeated exactly (same user, item and time) is kept once; returns (sequences, dropped copies)."""
+    dropped = 0
+    users, items, times, lines, seen = [], [], [], [], set()
     for ln, r in _records(path):
-        try:
-            users.append(str(r["reviewerID"]))
-            items.append(str(r["asin"]))
-            times.append(int(r["unixReviewTime"]))
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{path}:{ln}: expected fields reviewerID, asin and an integer unixReviewTime") \
-                from None
+        t = r.get("unixReviewTime")
+        if ("reviewerID" not in r or "asin" not in r or isinstance(t, bool) or not isinstance(t, int)
+                or not 0 <= t < 2**62):
+            raise ValueError(f"{path}:{ln}: expected fields reviewerID, asin and an integer unixReviewTime "
+                             f"(seconds, not negative), got unixReviewTime {str(t)[:30]}")
+        key = (str(r["reviewerID"]), str(r["asin"]), t)
+        if key in seen:  # the same review twice: it would be its own history; dropped and counted
+            dropped += 1
+            continue
+        seen.add(key)
+        users.append(key[0])
+        items.append(key[1])
+        times.append(t)
         lines.append(ln)
     if not users:
         raise ValueError(f"{path}: empty file (no reviews)")
@@ -130,7 +173,7 @@ def read_reviews(path):
     bounds = np.flatnonzero(np.diff(u[order])) + 1
     for grp in np.split(order, bounds):
         seqs.append((uid[u[grp[0]]], items_arr[grp].tolist(), int(lines_arr[grp[0]])))
-    return seqs
+    return seqs, dropped
 
 
 def read_meta(path):
@@ -211,16 +254,18 @@ def build_amazon(seqs, leaf, seq_path, seed=1234, max_history=None, min_len=3):
 def prepare_amazon(out, sequences=None, attributes=None, reviews=None, meta=None, seed=1234, max_history=None):
     """``minidin prepare amazon``: either (sequences, attributes) or (reviews, meta)."""
     check_output_dir(out, "dataset")  # before any input is read: refuse a folder minidin may not write into
+    dropped = 0
     if sequences and attributes and not (reviews or meta):
         seqs, leaf, paths, fmt = read_sequences(sequences), read_attributes(attributes), (sequences, attributes), \
             "sequences"
         seq_path = sequences
     elif reviews and meta and not (sequences or attributes):
-        seqs, leaf, paths, fmt = read_reviews(reviews), read_meta(meta), (reviews, meta), "reviews"
+        (seqs, dropped), leaf, paths, fmt = read_reviews(reviews), read_meta(meta), (reviews, meta), "reviews"
         seq_path = reviews
     else:
         raise ValueError("amazon: give either --sequences and --attributes, or --reviews and --meta")
     ds, stats = build_amazon(seqs, leaf, seq_path, seed=seed, max_history=max_history)
+    stats["duplicate_reviews_dropped"] = dropped
     info = _meta_common(ds, stats, paths, dict(format=fmt, seed=seed, max_history=max_history))
     ds.description = dict(ds.description, path=os.path.abspath(out))
     ds.save(out, meta=info)
@@ -229,53 +274,101 @@ def prepare_amazon(out, sequences=None, attributes=None, reviews=None, meta=None
 
 # ------------------------------------------------------------------------------------------------ MovieLens
 def read_ratings(path):
-    """(user, movie, rating, timestamp) arrays from ratings.csv, ratings.dat (::) or u.data (tab).
+    """(user, movie, rating, timestamp, dropped) from ratings.csv, ratings.dat (::) or u.data (tab).
 
     Streams the file through ``np.loadtxt`` (no copy of the whole text in memory), so an ml-20m-sized
-    file parses in well under the memory of its arrays plus a chunk.
+    file parses in well under the memory of its arrays plus a chunk. Every value is checked, and an error
+    names ``file:line`` (blank lines and the header counted): ids and timestamps must be whole numbers
+    ≥ 0, ratings numbers in [0, 5]; ``#`` is not a comment. A rating repeated exactly (same user, movie and
+    timestamp) is kept once (a copy would be in its own sample's history); ``dropped`` counts the copies.
     """
     import re
 
     name = os.path.basename(str(path)).removesuffix(".gz")
     enc = "latin-1" if name == "u.data" else "utf-8"
-    f = _open_text(path, enc)
-    with f:
-        first = f.readline()
-        if not first.strip():
-            raise ValueError(f"{path}: empty file (no ratings)")
-        header = 0
-        if name.endswith(".dat"):
-            delim, fix = ",", (lambda line: line.replace("::", ","))
-        elif name == "u.data" or "\t" in first:
-            delim, fix = "\t", (lambda line: line)
-        else:
-            delim, fix = ",", (lambda line: line)
-            header = 1 if first.lstrip().lower().startswith("userid") else 0
+    blank = []  # line numbers of blank lines, which loadtxt never sees: rows map back to lines through them
+    try:
+        with _open_text(path, enc) as f:
+            first = f.readline()
+            if not first.strip():
+                raise ValueError(f"{path}: empty file (no ratings)")
+            header = 0
+            if name.endswith(".dat"):
+                delim, fix = ",", (lambda line: line.replace("::", ","))
+            elif name == "u.data" or "\t" in first:
+                delim, fix = "\t", (lambda line: line)
+            else:
+                delim, fix = ",", (lambda line: line)
+                header = 1 if first.lstrip().lower().startswith("userid") else 0
 
-        def lines():
-            if not header:
-                yield fix(first)
-            for line in f:
-                yield fix(line)
+            def lines():
+                if not header:
+                    yield fix(first)
+                for ln, line in enumerate(f, 2):
+                    if not line.strip():
+                        blank.append(ln)
+                        continue
+                    yield fix(line)
 
-        try:
-            arr = np.loadtxt(lines(), delimiter=delim, usecols=(0, 1, 2, 3), ndmin=2, dtype=np.float64)
-        except ValueError as e:
-            msg = str(e).splitlines()[0]
-            m = re.search(r"row (\d+)", msg)
-            where = f":{int(m.group(1)) + 1 + header}" if m else ""
-            raise ValueError(f"{path}{where}: expected user, movie, rating, timestamp ({msg})") from None
+            def line_of(row):
+                ln = row + 1 + header
+                for b in blank:
+                    if b <= ln:
+                        ln += 1
+                return ln
+
+            try:
+                arr = np.loadtxt(lines(), delimiter=delim, usecols=(0, 1, 2, 3), ndmin=2, dtype=np.float64,
+                                 comments=None)
+            except ValueError as e:
+                msg = str(e).splitlines()[0]
+                m = re.search(r"row (\d+)", msg)
+                where = f":{line_of(int(m.group(1)))}" if m else ""
+                raise ValueError(f"{path}{where}: expected user, movie, rating, timestamp ({msg})") from None
+    except _READ_ERRORS as e:
+        raise _read_error(path, e) from None
     if arr.shape[0] == 0:
         raise ValueError(f"{path}: empty file (no ratings)")
-    return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int64)
+    checks = ((0, "user id", lambda v: np.isfinite(v) & (v >= 0) & (v == np.floor(v)) & (v < 2.0**62)),
+              (1, "movie id", lambda v: np.isfinite(v) & (v >= 0) & (v == np.floor(v)) & (v < 2.0**62)),
+              (2, "rating", lambda v: np.isfinite(v) & (v >= 0) & (v <= 5)),
+              (3, "timestamp", lambda v: np.isfinite(v) & (v >= 0) & (v == np.floor(v)) & (v < 2.0**62)))
+    for col, what, ok in checks:
+        bad = ~ok(arr[:, col])
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            rule = "a number in [0, 5]" if col == 2 else "a whole number >= 0"
+            raise ValueError(f"{path}:{line_of(r)}: {what} must be {rule}, got {arr[r, col]:g}")
+    user, movie, ts = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 3].astype(np.int64)
+    _, first_rows = np.unique(np.stack([user, movie, ts]), axis=1, return_index=True)
+    keep = np.zeros(arr.shape[0], dtype=bool)
+    keep[first_rows] = True  # the first copy of each (user, movie, timestamp), in file order
+    return user[keep], movie[keep], arr[keep, 2], ts[keep], int(arr.shape[0] - keep.sum())
 
 
 def read_movies(path):
-    """movie id -> first genre, from movies.csv, movies.dat (::) or u.item (|, genre flags)."""
+    """movie id -> first genre, from movies.csv, movies.dat (::) or u.item (|, genre flags); a movie listed
+    twice is an error naming both lines."""
+    name = os.path.basename(str(path)).removesuffix(".gz")
+    genre, where = {}, {}
+
+    def add(mid, g, ln):
+        if mid in genre:
+            raise ValueError(f"{path}:{ln}: movie {mid} is listed twice (first at line {where[mid]})")
+        genre[mid], where[mid] = g, ln
+
+    try:
+        _read_movies(path, name, add)
+    except _READ_ERRORS as e:
+        raise _read_error(path, e) from None
+    if not genre:
+        raise ValueError(f"{path}: empty file (no movies)")
+    return genre
+
+
+def _read_movies(path, name, add):
     import csv
 
-    name = os.path.basename(str(path)).removesuffix(".gz")
-    genre = {}
     if name == "u.item":
         with _open_text(path, "latin-1") as f:
             for ln, line in enumerate(f, 1):
@@ -286,7 +379,7 @@ def read_movies(path):
                     raise ValueError(f"{path}:{ln}: expected 'id|title|date|video date|url|19 genre flags'")
                 flags = parts[-len(MOVIELENS_100K_GENRES):]
                 first = next((g for g, x in zip(MOVIELENS_100K_GENRES, flags) if x.strip() == "1"), "unknown")
-                genre[int(parts[0])] = first
+                add(int(parts[0]), first, ln)
     elif name.endswith(".dat"):
         with _open_text(path, "latin-1") as f:
             for ln, line in enumerate(f, 1):
@@ -295,7 +388,7 @@ def read_movies(path):
                 parts = line.rstrip("\n").split("::")
                 if len(parts) != 3 or not parts[0].strip().isdigit():
                     raise ValueError(f"{path}:{ln}: expected 'MovieID::Title::Genres'")
-                genre[int(parts[0])] = parts[2].split("|")[0].strip() or "(no genres listed)"
+                add(int(parts[0]), parts[2].split("|")[0].strip() or "(no genres listed)", ln)
     else:
         with _open_text(path) as f:
             reader = csv.reader(f)
@@ -305,17 +398,14 @@ def read_movies(path):
                 if ln == 1 and row[0].strip().lower() == "movieid":
                     continue
                 if len(row) != 3 or not row[0].strip().isdigit():
-                    raise ValueError(f"{path}:{ln}: expected 'movieId,title,genres'")
-                genre[int(row[0])] = row[2].split("|")[0].strip() or "(no genres listed)"
-    if not genre:
-        raise ValueError(f"{path}: empty file (no movies)")
-    return genre
+                    raise ValueError(f"{path}:{reader.line_num}: expected 'movieId,title,genres'")
+                add(int(row[0]), row[2].split("|")[0].strip() or "(no genres listed)", reader.line_num)
 
 
 def prepare_movielens(out, ratings, movies, seed=1234, max_history=100, test_frac=0.28, valid_frac=0.10):
     """``minidin prepare movielens``: the paper's MovieLens protocol, split by user."""
     check_output_dir(out, "dataset")  # before any input is read: refuse a folder minidin may not write into
-    user, movie, rating, ts = read_ratings(ratings)
+    user, movie, rating, ts, dropped = read_ratings(ratings)
     genre = read_movies(movies)
     known = np.array(sorted(genre), dtype=np.int64)
     missing = ~np.isin(movie, known)
@@ -351,7 +441,7 @@ def prepare_movielens(out, ratings, movies, seed=1234, max_history=100, test_fra
     ds = Dataset(goods.astype(np.int64), movie_cate[goods], offsets, movie_ids.shape[0], genre_names.shape[0],
                  splits, max_history, {"kind": "prepared", "protocol": "movielens", "path": os.path.abspath(out)})
     stats = {"users": int(U), "items": int(movie_ids.shape[0]), "categories": int(genre_names.shape[0]),
-             "ratings": int(u.shape[0]), "category": "first listed genre"}
+             "ratings": int(u.shape[0]), "category": "first listed genre", "duplicate_ratings_dropped": dropped}
     info = _meta_common(ds, stats, (ratings, movies), dict(seed=seed, max_history=max_history, test_frac=test_frac,
                                                            valid_frac=valid_frac, click="rating >= 4.0"))
     ds.save(out, meta=info)
