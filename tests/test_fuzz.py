@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import minidin
 from minidin.config import ModelConfig
+from minidin.data import Dataset
 
 ANY = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
                 st.text(max_size=5), st.lists(st.integers(-3, 300), max_size=4),
@@ -98,3 +99,71 @@ def test_load_of_a_mutated_checkpoint_is_a_model_or_a_clear_error(saved, tmp_pat
     m = _clear_or_ok(lambda: minidin.load(path))
     if m is not None:
         assert all(np.all(np.isfinite(p)) for p in m.params.values())
+
+
+FIX = __import__("pathlib").Path(__file__).parent / "fixtures"
+PREPARE_INPUTS = {
+    "ratings.csv": FIX / "movielens" / "csv_ratings.fixture", "movies.csv": FIX / "movielens" / "csv_movies.fixture",
+    "ratings.dat": FIX / "movielens" / "dat_ratings.fixture", "movies.dat": FIX / "movielens" / "dat_movies.fixture",
+    "seq.txt": FIX / "amazon_seq.txt", "attr.json": FIX / "amazon_attr.json", "reviews.json": FIX / "reviews_5.json",
+    "meta.json": FIX / "meta.json",
+}
+RUNS = {"ratings.csv": ("movielens", "movies.csv"), "movies.csv": ("movielens", "ratings.csv"),
+        "ratings.dat": ("movielens", "movies.dat"), "movies.dat": ("movielens", "ratings.dat"),
+        "seq.txt": ("sequences", "attr.json"), "attr.json": ("sequences", "seq.txt"),
+        "reviews.json": ("reviews", "meta.json"), "meta.json": ("reviews", "reviews.json")}
+
+
+def _mutate(data, raw):
+    kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "cell"]))
+    raw = bytearray(raw)
+    if kind == "flip":
+        for _ in range(data.draw(st.integers(1, 6))):
+            i = data.draw(st.integers(0, len(raw) - 1))
+            raw[i] ^= 1 << data.draw(st.integers(0, 7))
+    elif kind == "truncate":
+        raw = raw[:data.draw(st.integers(0, len(raw)))]
+    elif kind == "insert":
+        i = data.draw(st.integers(0, len(raw)))
+        raw[i:i] = data.draw(st.sampled_from([b"#", b"nan", b"-", b"\n\n", b",", b"::", b"\xff", b"[", b"1e400",
+                                              b"true", b"1.5", b'"', b"\x00"]))
+    else:  # replace one comma- or space-separated cell
+        text = raw.decode("latin-1")
+        sep = data.draw(st.sampled_from([",", " ", ":"]))
+        cells = text.split(sep)
+        i = data.draw(st.integers(0, len(cells) - 1))
+        cells[i] = data.draw(st.sampled_from(["", "x", "-1", "nan", "inf", "1e30", "2.5", "99999999999999999999",
+                                              "[]", "{}", "null", "true"]))
+        raw = bytearray(sep.join(cells).encode("latin-1"))
+    return bytes(raw)
+
+
+@settings(max_examples=120)
+@given(data=st.data())
+def test_prepare_parsers_on_mutated_files_succeed_or_name_the_problem(tmp_path_factory, data):
+    """Random byte flips, truncations, inserted characters and replaced cells in each input file: prepare
+    succeeds (and writes a loadable dataset) or raises a ValueError with a message; nothing else escapes."""
+    from minidin.data.prepare import prepare_amazon, prepare_movielens
+
+    d = tmp_path_factory.mktemp("in")
+    target = data.draw(st.sampled_from(sorted(PREPARE_INPUTS)))
+    kind, other = RUNS[target]
+    (d / target).write_bytes(_mutate(data, PREPARE_INPUTS[target].read_bytes()))
+    (d / other).write_bytes(PREPARE_INPUTS[other].read_bytes())
+    out = d / "out"
+    try:
+        if kind == "movielens":
+            r, m = (target, other) if target.startswith("ratings") else (other, target)
+            prepare_movielens(out, d / r, d / m)
+        elif kind == "sequences":
+            s, a = (target, other) if target == "seq.txt" else (other, target)
+            prepare_amazon(out, sequences=d / s, attributes=d / a)
+        else:
+            rv, mt = (target, other) if target == "reviews.json" else (other, target)
+            prepare_amazon(out, reviews=d / rv, meta=d / mt)
+    except ValueError as e:
+        assert str(e)
+        assert not out.exists()  # nothing written
+        return
+    ds = Dataset.load(out)
+    assert len(ds.splits["train"]) + len(ds.splits["test"]) > 0

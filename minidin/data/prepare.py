@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import warnings
 import zlib
 
 import numpy as np
@@ -318,8 +319,10 @@ def read_ratings(path):
                 return ln
 
             try:
-                arr = np.loadtxt(lines(), delimiter=delim, usecols=(0, 1, 2, 3), ndmin=2, dtype=np.float64,
-                                 comments=None)
+                with warnings.catch_warnings():  # a header and nothing else: "empty file" below says it
+                    warnings.simplefilter("ignore", UserWarning)
+                    arr = np.loadtxt(lines(), delimiter=delim, usecols=(0, 1, 2, 3), ndmin=2, dtype=np.float64,
+                                     comments=None)
             except ValueError as e:
                 msg = str(e).splitlines()[0]
                 m = re.search(r"row (\d+)", msg)
