@@ -181,8 +181,14 @@ class _Optimizer:
                 n = np.asarray(counts[t])
                 if n.shape != (params[t].shape[0],):
                     raise ValueError(f"counts[{t!r}]: shape {n.shape}, expected ({params[t].shape[0]},)")
-                if n.dtype.kind not in "iuf" or not np.all(np.isfinite(n)) or np.any(n < 0) or np.any(n != np.floor(n)):
-                    raise ValueError(f"counts[{t!r}]: must be non-negative whole numbers of samples")
+                if n.dtype.kind not in "iuf":
+                    raise ValueError(f"counts[{t!r}]: expected numbers of samples, got dtype {n.dtype}")
+                for bad, what in ((~np.isfinite(n), "NaN or infinite"), (n < 0, "negative"),
+                                  (n != np.floor(n), "fractional")):
+                    if np.any(bad):
+                        j = int(np.flatnonzero(bad)[0])
+                        raise ValueError(f"counts[{t!r}]: id {j} has a {what} count ({n[j]}); counts are numbers of "
+                                         f"training samples")
                 self.counts[t] = n.astype(np.int64)
         self.steps = 0
 

@@ -167,3 +167,46 @@ def test_prepare_parsers_on_mutated_files_succeed_or_name_the_problem(tmp_path_f
         return
     ds = Dataset.load(out)
     assert len(ds.splits["train"]) + len(ds.splits["test"]) > 0
+
+
+RISKY = r"""
+import numpy as np, minidin
+rng = np.random.default_rng(SEED)
+m = minidin.DIN(n_goods=13, n_cates=5, goods_dim=2, cate_dim=2, attention_units=(3,), hidden_units=(3,))
+opt = minidin.SparseAdagrad(m.params, lr=0.1)
+ok = errors = 0
+for _ in range(300):
+    B = int(rng.integers(1, 5)); N = int(rng.integers(0, 8))
+    pick = lambda n, hi: rng.integers(-3, hi + 3, n) if rng.random() < 0.3 else rng.integers(0, hi, n)
+    arrays = [pick(N, 13), pick(N, 5), np.sort(rng.integers(0, N + 1, B + 1)), pick(B, 13), pick(B, 5)]
+    if rng.random() < 0.5:
+        arrays[2][0], arrays[2][-1] = 0, N
+    labels = rng.integers(0, 2, B).astype(float)
+    try:
+        b = minidin.Batch(*arrays, labels)
+        for a in arrays:  # mutate the caller's arrays afterwards: must not reach the kernels
+            a[...] = 10**12
+        p = m.predict(b)
+        assert np.all(np.isfinite(p)) and p.shape == (B,)
+        loss, g = m.loss_and_grad(b)
+        opt.step(g)
+        ok += 1
+    except (ValueError, TypeError) as e:
+        assert str(e)
+        errors += 1
+print(ok, errors)
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_risky_inputs_never_crash_the_process(seed):
+    """Malformed batches through predict, loss_and_grad and an optimizer step, in a child process, so that a
+    segfault (an unchecked id reaching a kernel) fails this test instead of killing the suite."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", RISKY.replace("SEED", str(seed))], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
+    ok, errors = map(int, out.stdout.split())
+    assert ok > 0 and errors > 0  # both kinds of input were exercised

@@ -244,3 +244,12 @@ def test_a_bad_gradient_is_named_and_moves_nothing(make):
     opt.step(good)  # and a good one goes through
     with pytest.raises(TypeError, match="params"):
         make({n: p for n, p in m.params.items()})
+
+
+@pytest.mark.parametrize("value,what", [(-1, "negative"), (1.5, "fractional"), (np.nan, "NaN"), (np.inf, "infinite")])
+def test_bad_mba_counts_say_what_is_wrong(value, what):
+    m = prelu_model()
+    counts = {"goods_emb": np.ones(8), "cate_emb": np.ones(4)}
+    counts["goods_emb"][3] = value
+    with pytest.raises(ValueError, match=rf"counts\['goods_emb'\]: id 3 has a .*{what}"):
+        minidin.SparseAdagrad(m.params, reg="mba", reg_lambda=0.1, counts=counts)
