@@ -1,4 +1,6 @@
-"""DIN and the paper's BaseModel, composed only from the kernels in ``minidin.layers``.
+"""DIN and the paper's BaseModel, composed only from the kernels in ``minidin.layers``: one class,
+``DeepInterestModel``, built from a ``ModelConfig`` and branching on ``config.model`` (attention-weighted or
+fixed pooling); ``DIN(...)`` and ``BaseModel(...)`` build the config from keyword arguments.
 
 Data flow for one batch (B samples, N behaviours, D = goods_dim + cate_dim):
 
@@ -27,8 +29,11 @@ Parameter names (one scheme, built in ``_param_shapes`` only):
 
 ``alpha`` exists for PReLU and Dice layers only. Dice running averages live in
 ``model.state`` as ``{att,mlp}.{i}.running_mean`` / ``.running_var``: they are
-not parameters. Dense parameters are views into one flat buffer (as in llm.c),
-so the optimizer updates them in one loop.
+not parameters. Parameters are a ``Params`` (the tables, and one flat buffer that
+every dense parameter is a view into, as in llm.c), gradients a ``Grads`` laid out
+the same way, so the optimizer updates every dense parameter in one kernel call.
+``forward`` returns one named tuple per layer (``ForwardCache``, ``LayerCache``);
+``backward`` takes it and returns ``Grads``.
 """
 from __future__ import annotations
 
