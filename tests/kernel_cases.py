@@ -12,7 +12,7 @@ import numpy as np
 
 import minidin.layers as L
 from tests.helpers import offsets_from_lengths
-from tests import reference as ref
+from minidin import reference as ref
 
 
 def _k(kernel, serial):

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minidin
-from minidin.gradcheck import check_array, check_model
+from minidin.gradcheck import check_array, check_model, prelu_inputs
 from minidin.layers.fused import SPLIT_MIN_ROWS
-from tests import reference as ref
+from minidin import reference as ref
 from tests.helpers import dense, offsets_from_lengths, tiny_model
 from tests.strategies import batches
 
@@ -414,3 +414,29 @@ def test_fused_inference_matches_the_per_layer_kernels(kind, act, opt, dtype):
         p = model.predict(b)
         assert p.dtype == dtype
         np.testing.assert_allclose(p, model.predict(b, fused=False), **tol)
+
+
+@pytest.mark.parametrize("kind,act,opt", CONFIGS)
+def test_numpy_reference_backward_matches_the_model_and_finite_differences(kind, act, opt):
+    """minidin/reference.py, DIN in one screen, has its own backward: equal to the kernels' gradients, and
+    checked against central differences of its own forward loss (the same criterion as every other check)."""
+    rng = np.random.default_rng(5)
+    model = make_model(kind, act, opt, n_goods=9, n_cates=4, seed=2)
+    spread_params(model, rng)
+    lens = [3, 0, 1, 4, 2]
+    goods = rng.integers(0, 9, sum(lens))
+    goods[1] = goods[0]
+    batch = minidin.Batch(goods, rng.integers(0, 4, sum(lens)), offsets_from_lengths(lens),
+                          np.r_[goods[0], rng.integers(0, 9, 4)], rng.integers(0, 4, 5), [1, 0, 1, 0, 1])
+    loss, g = ref.loss_and_grad(model, batch)
+    want_loss, want = model.loss_and_grad(batch, update_stats=False)
+    assert loss == pytest.approx(want_loss, rel=1e-12)
+    assert set(g) == set(model.params)
+    for name in model.params:
+        np.testing.assert_allclose(g[name], dense(want[name]), rtol=1e-8, atol=1e-11, err_msg=name)
+    kinks = (lambda: np.signbit(prelu_inputs(model, model.forward(batch, training=True)))) if act == "prelu" else None
+    for name in ("goods_emb", "mlp.0.W", "mlp.0.alpha" if act != "sigmoid" else "mlp.0.b"):
+        report = check_array(name, g[name], lambda: ref.bce(ref.model_logits(model, batch, True),
+                                                             batch.labels.astype(float)),
+                             model.params[name], kinks=kinks)
+        assert report.passed, (name, report)
