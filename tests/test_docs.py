@@ -10,10 +10,18 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LINK = re.compile(r"\[`?([^\]`]+)`?\]\(([^)#\s]+)(?:#L(\d+))?\)")
 
 
+SEQUENTIAL = "<!-- doc-test: sequential -->"  # a page whose blocks continue one another (the walkthrough)
+
+
 def python_blocks():
     for path in DOCS:
-        for k, m in enumerate(re.finditer(r"```python\n(.*?)```", path.read_text(), re.S)):
-            yield pytest.param(m.group(1), id=f"{path.relative_to(ROOT)}#{k}")
+        text = path.read_text()
+        blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+        if SEQUENTIAL in text:  # every block in order, in one namespace
+            yield pytest.param("\n".join(blocks), id=f"{path.relative_to(ROOT)}#all")
+            continue
+        for k, code in enumerate(blocks):
+            yield pytest.param(code, id=f"{path.relative_to(ROOT)}#{k}")
 
 
 @pytest.mark.parametrize("code", list(python_blocks()))
@@ -95,3 +103,15 @@ def test_docs_never_point_outside_the_repository(doc):
         for _, target, _ in LINK.findall(line):
             if not target.startswith(("http://", "https://", "mailto:")):
                 assert (doc.parent / target).resolve().is_relative_to(ROOT), f"{doc.name}:{n}: {target}"
+
+
+def test_the_walkthrough_notebook_is_generated_from_the_page():
+    """docs/walkthrough.ipynb is docs/walkthrough.md's cells, outputs cleared: regenerate and compare."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "make_notebook.py"), "--stdout"], capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out) == json.loads((ROOT / "docs" / "walkthrough.ipynb").read_text()), \
+        "docs/walkthrough.ipynb is out of date: run python docs/make_notebook.py"
