@@ -6,6 +6,7 @@
     minidin explain     a DIN checkpoint's attention weights, attention recovery, the embedding map
     minidin prepare     Amazon or MovieLens files -> a dataset directory (amazon | movielens)
     minidin bench       training / inference throughput and latency (PyTorch side by side when installed)
+    minidin exercise    grade a backward pass you wrote (docs/exercises.md) by finite differences
 
 Every command is a thin layer over the Python API; errors in options or files
 are reported in one line (``minidin: error: ...``) with exit status 2. The
@@ -450,6 +451,24 @@ def _add_commands(sub):
     x.set_defaults(func=cmd_explain)
 
 
+# ---------------------------------------------------------------------------- exercise
+def cmd_exercise(args):
+    from . import exercises as ex
+
+    if args.action == "list":
+        for e in ex.EXERCISES.values():
+            print(f"{e.name:16s} {e.title}\n{'':16s} {e.signature}")
+        return 0
+    if args.name not in ex.EXERCISES:
+        raise ValueError(f"exercise: unknown name {args.name!r}; one of {', '.join(ex.EXERCISES)}")
+    if args.file is None:
+        raise ValueError("exercise check: give the file with your backward (FILE.py)")
+    e = ex.EXERCISES[args.name]
+    grades = ex.grade(e, ex.load_backward(args.file), seed=args.seed)
+    print(ex.format_grades(e, grades))
+    return 0 if all(g.passed for g in grades) else 1
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser():
     p = _Parser(prog="minidin", description="A from-scratch Deep Interest Network in NumPy + Numba.")
@@ -467,6 +486,16 @@ def build_parser():
     g.set_defaults(func=cmd_gradcheck)
 
     _add_commands(sub)
+
+    x = sub.add_parser("exercise", help="grade a backward pass you wrote, by finite differences",
+                       description="Exercises in writing a layer's backward (docs/exercises.md): 'list' shows them; "
+                                   "'check NAME FILE.py' grades the backward(dout, ...) in FILE.py against central "
+                                   "differences and prints the entries that are wrong. Exits 1 when any is.")
+    x.add_argument("action", choices=["list", "check"])
+    x.add_argument("name", nargs="?", metavar="NAME")
+    x.add_argument("file", nargs="?", metavar="FILE.py")
+    x.add_argument("--seed", type=int, default=0, help="the random inputs' seed (default: 0)")
+    x.set_defaults(func=cmd_exercise)
     return p
 
 

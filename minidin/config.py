@@ -135,7 +135,8 @@ class ModelConfig:
                                   lambda n, v: _real(n, v, 0.0, 1.0))
     dice_eps: float = option(1e-8, "Dice's epsilon, added to the batch variance (> 0)",
                              lambda n, v: _real(n, v, 0.0, lo_open=True))
-    emb_std: float = option(0.1, "std of the N(0, std²) embedding initialisation", lambda n, v: _real(n, v, 0.0))
+    emb_std: float = option(0.1, "std of the N(0, std²) embedding initialisation, at most 100 (wider overflows "
+                            "float32 in the first layers)", lambda n, v: _real(n, v, 0.0, 100.0))
     goods_bias: bool = option(False, "add a learned per-goods bias to the logit (the official code's item_b)",
                               _flag)
     dtype: str = option("float32", "floating-point type of parameters and arithmetic", _dtype,

@@ -58,7 +58,7 @@ def assert_grad_close(analytic, numeric, name="", rtol=RTOL, atol=ATOL):
             f"(at {tuple(int(j) for j in i)}: analytic {analytic[i]:.10g}, numeric {numeric[i]:.10g})")
 
 
-def _central(fun, x, i, h, dout=None):
+def central_difference(fun, x, i, h, dout=None):
     """(f(x + h e_i) − f(x − h e_i)) / 2h; with ``dout``, f returns an array and the result is
     <f(x + h e_i) − f(x − h e_i), dout> / 2h (differences first, so unaffected outputs cancel exactly)."""
     old = x[i]
@@ -78,11 +78,11 @@ def ridders(fun, x, i, h0=1e-4, con=2.0, ntab=12, safe=2.0, dout=None):
     returns (estimate, error estimate)."""
     a = np.zeros((ntab, ntab))
     hh = h0
-    a[0, 0] = _central(fun, x, i, hh, dout)
+    a[0, 0] = central_difference(fun, x, i, hh, dout)
     best, err = a[0, 0], np.inf
     for k in range(1, ntab):
         hh /= con
-        a[0, k] = _central(fun, x, i, hh, dout)
+        a[0, k] = central_difference(fun, x, i, hh, dout)
         fac = con * con
         for j in range(1, k + 1):
             a[j, k] = (a[j - 1, k] * fac - a[j - 1, k - 1]) / (fac - 1.0)
@@ -103,7 +103,7 @@ def refined_estimate(fun, x, i, dout=None, crosses=None):
     estimate wins. Narrow starts resolve Dice's sqrt(ε) ≈ 1e-4 curvature scale,
     wide starts beat rounding noise.
     """
-    best, best_err = _central(fun, x, i, H, dout), np.inf
+    best, best_err = central_difference(fun, x, i, H, dout), np.inf
     for h0 in (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6):
         if crosses is not None and crosses(h0):
             continue
@@ -159,7 +159,7 @@ def check_array(name, analytic, fun, x, h=H, kinks=None, dout=None):
             excluded += 1
             continue
         a = analytic[i]
-        n = _central(fun, x, i, h, dout)
+        n = central_difference(fun, x, i, h, dout)
         if not entries_pass(a, n):
             n = refined_estimate(fun, x, i, dout, lambda step: crosses(i, step))
             refined += 1
