@@ -193,7 +193,8 @@ def cmd_train(args):
     if args.plot:
         from .plots import plot_history
 
-        plot_history(summary["history"], args.plot)
+        plot_history(summary["history"], args.plot, title=f"{name}, reg {summary['reg']} (λ {summary['reg_lambda']}), "
+                     f"lr {cfg.lr}, batch {cfg.batch_size}, seed {cfg.seed}", best_epoch=summary["best_epoch"])
         print(f"training curves: {args.plot}")
     return 0
 

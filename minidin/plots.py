@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
 
@@ -14,47 +14,60 @@ def _pyplot():
     return plt
 
 
-def plot_history(history, path):
-    """Train/validation loss and validation/test AUC per epoch, as a PNG."""
-    plt = _pyplot()
+def plot_history(history, path, title=None, best_epoch=None):
+    """Train/validation loss and validation AUC/GAUC per epoch, as a PNG; ``title`` (the run's settings) on
+    top, and the epoch selected on validation GAUC marked."""
+    plt = pyplot()
     from .io import atomic_write
 
     ep = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.8))
     a.plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
     a.plot(ep, [h["valid"]["logloss"] for h in history], "s-", label="valid logloss")
-    a.set_xlabel("epoch"), a.set_ylabel("binary cross-entropy"), a.legend()
+    a.set_xlabel("epoch"), a.set_ylabel("binary cross-entropy")
     for key, style in (("auc", "o-"), ("gauc", "s--")):
         b.plot(ep, [h["valid"][key] for h in history], style, label=f"valid {key.upper()}")
-    b.set_xlabel("epoch"), b.set_ylabel("AUC"), b.legend()
+    b.set_xlabel("epoch"), b.set_ylabel("AUC")
+    if best_epoch is not None:
+        for ax in (a, b):
+            ax.axvline(best_epoch, color="tab:green", ls=":", lw=1.5, label=f"selected: epoch {best_epoch}")
+    a.legend(fontsize=8), b.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
 def plot_attention(info, path):
-    """Bar chart of one sample's attention weights over its history, in time order (paper Fig. 5)."""
-    plt = _pyplot()
+    """One sample's attention weights over its history, in time order (paper Fig. 5): one axis for the weight;
+    on synthetic data a marker above each bar gives the behaviour's true relevance."""
+    plt = pyplot()
     from .io import atomic_write
 
     rows = info["history"]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(rows) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(rows) + 2.5), 3.8))
     pos = [r["position"] for r in rows]
+    weights = [r["weight"] for r in rows]
     same = [r["cate"] == info["candidate_cate"] for r in rows]
-    colours = ["tab:red" if s else "tab:gray" for s in same]
-    ax.bar(pos, [r["weight"] for r in rows], color=colours)
+    ax.bar(pos, weights, color=["tab:red" if s else "tab:gray" for s in same])
+    ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(pos, [f"{r['goods']}\nc{r['cate']}" for r in rows], fontsize=7)
     ax.set_xlabel("behaviour (goods id / category), oldest first")
     ax.set_ylabel("attention weight")
     if rows and "true_relevance" in rows[0]:
-        ax2 = ax.twinx()
-        ax2.plot(pos, [r["true_relevance"] for r in rows], "k.", label="true relevance")
-        ax2.set_ylabel("true relevance (synthetic)")
-        ax2.set_ylim(-0.1, 2.5)
-        ax2.legend(loc="upper right", fontsize=8)
+        top = max(max(weights), 0) * 1.08 + 0.05
+        for rel, marker, label in ((2, "*", "the candidate good itself"), (1, "^", "same category")):
+            xs = [p for p, r in zip(pos, rows) if r["true_relevance"] == rel]
+            if xs:
+                ax.plot(xs, [top] * len(xs), marker, color="k", ms=9 if rel == 2 else 6, ls="none",
+                        label=f"true relevance {rel}: {label}")
+        ax.set_ylim(min(0, min(weights)) * 1.1, top * 1.12)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", fontsize=7)
     ax.set_title(f"test sample {info['sample']}: candidate goods {info['candidate_goods']} (category "
-                 f"c{info['candidate_cate']}), predicted CTR {info['predicted']:.2f}\n"
-                 f"red bars: behaviours in the candidate's category", fontsize=9)
+                 f"c{info['candidate_cate']}), predicted CTR {info['predicted']:.2f}; sum of weights "
+                 f"{sum(weights):.2f}\nred bars: behaviours in the candidate's category", fontsize=9)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
@@ -62,7 +75,7 @@ def plot_attention(info, path):
 
 def plot_embedding_map(xy, ctr, good_cate, history_cates, cand_cate, path, title=""):
     """Scatter of 2-D goods embeddings coloured by predicted CTR; the history's categories get markers."""
-    plt = _pyplot()
+    plt = pyplot()
     import numpy as np
 
     from .io import atomic_write
