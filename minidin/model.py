@@ -162,7 +162,7 @@ class DeepInterestModel:
         cfg, dt = self.cfg, self.dtype
         rng = np.random.default_rng(cfg.seed)
         self._workspace = {}  # step intermediates, reused across steps (``_buf``)
-        self._arch = None  # the fused kernel's FusedArch (``_fused_arch``)
+        self._arch = None  # the fused kernel's FusedArch as a plain tuple (``_fused_arch``)
         self._scratch = np.empty(0, dtype=dt)  # the fused kernel's intermediates, kept across calls
         need = dt.itemsize * (cfg.n_goods * (cfg.goods_dim + cfg.goods_bias) + cfg.n_cates * cfg.cate_dim)
         if need * (1 + 8 // dt.itemsize) > _physical_memory():  # with the float64 draw it is initialised from
@@ -355,6 +355,10 @@ class DeepInterestModel:
         update_stats: in training mode, move Dice's running averages (as a training step does)
         """
         self._check_batch(batch, need_labels=False)
+        return self._forward(batch, training, update_stats)
+
+    def _forward(self, batch, training, update_stats):
+        """``forward`` on a batch its caller has checked."""
         momentum = self.dice_momentum if training and update_stats else 0.0
         P, B, N = self.params, batch.size, batch.hist_goods.shape[0]
         hist_emb = self._buf("hist_emb", (N, self.D))
@@ -421,10 +425,11 @@ class DeepInterestModel:
     # ------------------------------------------------------------------ fused inference
     _ACTS = {"dice": ACT_DICE, "prelu": ACT_PRELU, "sigmoid": ACT_SIGMOID}
 
-    def _fused_arch(self) -> FusedArch:
-        """The fused kernel's architecture, derived from ``params.layout`` / ``params.offsets`` (built once):
+    def _fused_arch(self) -> tuple:
+        """The fused kernel's ``FusedArch``, derived from ``params.layout`` / ``params.offsets`` and built once:
         one layout row per dense layer locating it in params.dense and state_flat (W offset, in, out,
-        b offset, alpha offset or -1, Dice state offset or -1)."""
+        b offset, alpha offset or -1, Dice state offset or -1). Kept as a plain tuple, which crosses into
+        Numba fastest (see din_infer_forward)."""
         if self._arch is None:
             shapes, off = dict(self.params.layout), self.params.offsets
             rows = []
@@ -434,26 +439,25 @@ class DeepInterestModel:
                     rows.append([off[f"{prefix}.{i}.W"], n_in, n_out, off[f"{prefix}.{i}.b"],
                                  off.get(f"{prefix}.{i}.alpha", -1), self._state_offsets.get(f"{prefix}.{i}", -1)])
             att = self.uses_attention
-            self._arch = FusedArch(
+            self._arch = tuple(FusedArch(
                 layout=np.array(rows, dtype=np.int64), n_att=len(self.attention_units) if att else 0,
                 att_act=self._ACTS[self.attention_activation] if att else ACT_DICE,
                 mlp_act=self._ACTS[self.activation],
                 pool=POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
                 softmax=bool(att and self.attention_softmax), softmax_scale=float(self._softmax_scale),
-                eps=float(self.dice_eps))
-            self._fused_arch_tuple = tuple(self._arch)  # plain tuples cross into Numba fastest (din_infer_forward)
+                eps=float(self.dice_eps)))
         return self._arch
 
     def _fused_logits(self, batch, probabilities=False):
         out = np.empty(batch.size, dtype=self.dtype)
-        self._fused_arch()
+        arch = self._fused_arch()
         threads = numba.config.NUMBA_NUM_THREADS  # groups of chunks: at most one per thread Numba can run
-        need = din_infer_forward(out, batch.fused_arrays(), self._fused_params, self._fused_arch_tuple,
-                                 probabilities, self._scratch, threads)
+        need = din_infer_forward(out, batch.fused_arrays(), self._fused_params, arch, probabilities, self._scratch,
+                                 threads)
         if need:  # the scratch grows to what the largest batch needed, then is reused
             self._scratch = np.empty(need, dtype=self.dtype)
-            din_infer_forward(out, batch.fused_arrays(), self._fused_params, self._fused_arch_tuple,
-                              probabilities, self._scratch, threads)
+            din_infer_forward(out, batch.fused_arrays(), self._fused_params, arch, probabilities, self._scratch,
+                              threads)
         return out
 
     # ------------------------------------------------------------------ public API
@@ -465,14 +469,14 @@ class DeepInterestModel:
         gradients are ``SparseGrad``; every other gradient is a dense array.
         """
         self._check_batch(batch, need_labels=True)
-        cache = self.forward(batch, training=True, update_stats=update_stats)
+        cache = self._forward(batch, training=True, update_stats=update_stats)
         loss = float(bce_forward(cache.logits, batch.labels.astype(self.dtype)))
         return loss, self.backward(cache)
 
     def loss(self, batch: Batch, training: bool = True) -> float:
         """Mean BCE only, without gradients or any state update (used by gradient checks)."""
         self._check_batch(batch, need_labels=True)
-        cache = self.forward(batch, training=training)
+        cache = self._forward(batch, training=training, update_stats=False)
         return float(bce_forward(cache.logits, batch.labels.astype(self.dtype)))
 
     def logits(self, batch: Batch, training: bool = False, fused: bool = True) -> np.ndarray:
@@ -485,7 +489,7 @@ class DeepInterestModel:
         self._check_batch(batch, need_labels=False)
         if fused and not training:
             return self._fused_logits(batch)
-        return self.forward(batch, training=training).logits.copy()  # not the workspace
+        return self._forward(batch, training, update_stats=False).logits.copy()  # not the workspace
 
     def predict(self, batch: Batch, fused: bool = True) -> np.ndarray:
         """(B,) click probabilities in inference mode (Dice uses its running averages); ``fused`` as in logits."""
