@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Batch": "batch", "DIN": "model", "BaseModel": "model", "DeepInterestModel": "model",
     "ModelConfig": "config", "Params": "params", "Grads": "params", "SparseGrad": "sparse",
-    "SparseAdagrad": "optim", "SGD": "optim", "feature_counts": "optim", "load": "checkpoint", "save": "checkpoint",
+    "SparseAdagrad": "optim", "SGD": "optim", "feature_counts": "data.counts", "load": "checkpoint", "save": "checkpoint",
 }
 __all__ = [*_EXPORTS, "metrics", "__version__"]
 

@@ -111,13 +111,6 @@ def sgd_rows_step(table, rows, values, reg_coef, lr, scale):
             table[j, d] -= lr * (scale * values[u, d] + reg_coef[u] * table[j, d])
 
 
-def feature_counts(train_data, n_goods=None, n_cates=None) -> dict:
-    """n_j for MBA (``minidin.data.counts.feature_counts``; kept here for ``minidin.feature_counts``)."""
-    from .data.counts import feature_counts as counts
-
-    return counts(train_data, n_goods, n_cates)
-
-
 def _finite(name, v, lo, lo_open=False, optional=False):
     from .config import _real
 
