@@ -84,6 +84,13 @@ def option(default, help, check=None, choices=None, cli="auto", metavar=None, gr
                                             "metavar": metavar, "group": group})
 
 
+def _to_json(cfg) -> dict:
+    """A config as a JSON object (layer-size tuples as lists); ModelConfig and TrainConfig alike."""
+    d = dataclasses.asdict(cfg)
+    d["attention_units"], d["hidden_units"] = list(cfg.attention_units), list(cfg.hidden_units)
+    return d
+
+
 def _check_fields(obj, names=None):
     """Run every field's check (in place on a mutable dataclass, via object.__setattr__ on a frozen one)."""
     for f in fields(obj):
@@ -141,8 +148,8 @@ class ModelConfig:
                               _flag)
     dtype: str = option("float32", "floating-point type of parameters and arithmetic", _dtype,
                         choices=("float32", "float64"))
-    seed: int = option(0, "model initialisation seed (and, in training, the shuffling seed)", lambda n, v: _integer(n, v, 0),
-                       group="run")
+    seed: int = option(0, "model initialisation seed (and, in training, the shuffling seed)",
+                       lambda n, v: _integer(n, v, 0), group="run")
 
     def __post_init__(self):
         if self.n_goods is None or self.n_cates is None:
@@ -164,9 +171,7 @@ class ModelConfig:
         return self.goods_dim + self.cate_dim
 
     def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["attention_units"], d["hidden_units"] = list(self.attention_units), list(self.hidden_units)
-        return d
+        return _to_json(self)
 
     @classmethod
     def from_json(cls, d: dict) -> "ModelConfig":
@@ -180,11 +185,6 @@ class ModelConfig:
 
 
 MODEL_FIELDS = [f for f in fields(ModelConfig) if f.name not in ("n_goods", "n_cates")]
-
-
-def _lr_decay(n, v):
-    v = _real(n, v, 0.0, 1.0, lo_open=True)
-    return v
 
 
 def _threads(n, v):
@@ -210,9 +210,10 @@ class _RunOptions:
     optimizer: str = option("adagrad", "adagrad (row-sparse embedding updates) or plain sgd",
                             choices=("adagrad", "sgd"), group="optimizer")
     lr: float = option(0.2, "learning rate", _positive, group="optimizer")
-    lr_decay: float = option(0.7, "multiply the learning rate by this after every epoch (1: constant)", _lr_decay,
-                             group="optimizer")
-    adagrad_init: float = option(0.1, "Adagrad's initial accumulator value (TensorFlow uses 0.1, PyTorch 0)", lambda n, v: _real(n, v, 0.0), group="optimizer")
+    lr_decay: float = option(0.7, "multiply the learning rate by this after every epoch (1: constant)",
+                             lambda n, v: _real(n, v, 0.0, 1.0, lo_open=True), group="optimizer")
+    adagrad_init: float = option(0.1, "Adagrad's initial accumulator value (TensorFlow uses 0.1, PyTorch 0)",
+                                 lambda n, v: _real(n, v, 0.0), group="optimizer")
     clip_norm: float | None = option(None, "clip the global gradient norm at this (the official code: 5; "
                                      "default: no clipping)", _optional(_positive), group="optimizer")
     reg: str = option("none", "embedding regularization: mini-batch aware (mba), full-table l2, or none",
@@ -243,20 +244,11 @@ def _validate(self):
     return self
 
 
-def _to_json(self):
-    d = dataclasses.asdict(self)
-    d["attention_units"], d["hidden_units"] = list(self.attention_units), list(self.hidden_units)
-    return d
-
-
 @classmethod
 def _from_json(cls, d):
+    """Known keys only; the field checks turn JSON lists of layer sizes back into tuples."""
     names = {f.name for f in fields(cls)}
-    d = {k: v for k, v in d.items() if k in names}
-    for k in ("attention_units", "hidden_units"):
-        if k in d:
-            d[k] = tuple(d[k])
-    return cls(**d)
+    return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _model_config(self, n_goods, n_cates) -> ModelConfig:
@@ -269,7 +261,8 @@ def _model_config(self, n_goods, n_cates) -> ModelConfig:
 # a resumed run can raise ``epochs``; ``validate()`` checks it all.
 TrainConfig = dataclasses.make_dataclass(
     "TrainConfig", _train_fields(),
-    namespace={"__post_init__": _validate, "validate": _validate, "to_json": _to_json, "from_json": _from_json, "model_config": _model_config,
+    namespace={"__post_init__": _validate, "validate": _validate, "to_json": _to_json, "from_json": _from_json,
+               "model_config": _model_config,
                "__doc__": "Model, optimizer and run settings of one training run (see ``minidin.config``)."})
 TrainConfig.__module__ = __name__
 
