@@ -94,13 +94,21 @@ def _add_data_options(p, default="synthetic"):
     g = p.add_argument_group("data")
     g.add_argument("--data", default=default, metavar="synthetic|DIR",
                    help="'synthetic' (built-in generator with a known click model) or a prepared dataset "
-                        "directory (data.npz + meta.json)" + (" (default: %(default)s)" if default else
+                        "directory (meta.json + the .npz it names)" + (" (default: %(default)s)" if default else
                                                              " (default: the checkpoint's own data)"))
     g.add_argument("--synthetic-users", type=_positive_int, default=None, help="synthetic: number of users")
     g.add_argument("--synthetic-cates", type=_positive_int, default=None, help="synthetic: number of categories")
     g.add_argument("--synthetic-goods-per-cate", type=_positive_int, default=None,
                    help="synthetic: goods per category")
     g.add_argument("--data-seed", type=int, default=None, help="synthetic: the generator's seed (default 0)")
+
+
+def _add_checkpoint_parser(sub, name, **kw):
+    """A subcommand that reads a CHECKPOINT, with the data options defaulting to the checkpoint's own data."""
+    p = sub.add_parser(name, **kw)
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    _add_data_options(p, default=None)
+    return p
 
 
 def _synthetic_overrides(args):
@@ -373,11 +381,9 @@ def _add_commands(sub):
     t.set_defaults(func=cmd_train)
     _show_defaults(t)
 
-    e = sub.add_parser("evaluate", help="evaluate a checkpoint on validation and test",
-                       description="Print validation and test AUC, GAUC and logloss of a checkpoint (a directory "
-                                   "means its best.npz).")
-    e.add_argument("checkpoint", metavar="CHECKPOINT")
-    _add_data_options(e, default=None)
+    e = _add_checkpoint_parser(sub, "evaluate", help="evaluate a checkpoint on validation and test",
+                               description="Print validation and test AUC, GAUC and logloss of a checkpoint (a "
+                                           "directory means its best.npz).")
     e.add_argument("--json", metavar="PATH", default=None, help="write the metrics as JSON (same keys as train)")
     e.set_defaults(func=cmd_evaluate)
 
@@ -403,7 +409,7 @@ def _add_commands(sub):
     _show_defaults(bn)
 
     pr = sub.add_parser("prepare", help="turn Amazon or MovieLens files into a dataset directory",
-                        description="Write a compact dataset directory (data.npz + meta.json) from public files, "
+                        description="Write a compact dataset directory (meta.json + one .npz) from public files, "
                                     "following the paper's protocols. See docs/data.md.")
     psub = pr.add_subparsers(dest="source", metavar="SOURCE", required=True)
     am = psub.add_parser("amazon", help="Amazon reviews: next reviewed good vs a random negative",
@@ -433,13 +439,11 @@ def _add_commands(sub):
     ml.add_argument("--seed", type=int, default=1234, help="user split seed")
     ml.set_defaults(func=cmd_prepare)
 
-    x = sub.add_parser("explain", help="show what a DIN checkpoint's attention learned",
-                       description="Show one test sample's attention weights over its history (like the paper's "
-                                   "Fig. 5), measure attention recovery against the synthetic data's true "
-                                   "relevance, or draw a map of the goods embeddings (like Fig. 6). Figures need "
-                                   "matplotlib: pip install 'minidin[plot]'.")
-    x.add_argument("checkpoint", metavar="CHECKPOINT")
-    _add_data_options(x, default=None)
+    x = _add_checkpoint_parser(sub, "explain", help="show what a DIN checkpoint's attention learned",
+                               description="Show one test sample's attention weights over its history (like the "
+                                           "paper's Fig. 5), measure attention recovery against the synthetic "
+                                           "data's true relevance, or draw a map of the goods embeddings (like "
+                                           "Fig. 6). Figures need matplotlib: pip install 'minidin[plot]'.")
     x.add_argument("--sample", type=int, metavar="K", help="the K-th test sample (with --embedding-map: whose "
                                                             "history colours the map; default 0)")
     x.add_argument("--user", type=int, metavar="U", help="user U's (first) test sample")
