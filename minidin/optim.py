@@ -111,6 +111,10 @@ def sgd_rows_step(table, rows, values, reg_coef, lr, scale):
             table[j, d] -= lr * (scale * values[u, d] + reg_coef[u] * table[j, d])
 
 
+class NonFiniteGradient(ValueError):
+    """A gradient holds NaN or infinity (``step`` raises it before anything moves)."""
+
+
 def _finite(name, v, lo, lo_open=False, optional=False):
     from .config import _real
 
@@ -207,11 +211,11 @@ class _Optimizer:
             if rows_status(r, V):
                 raise ValueError(f"grads[{name!r}]: rows must be sorted, unique and in [0, {V})")
             if not _all_finite(v):
-                raise ValueError(f"grads[{name!r}]: contains NaN or infinity")
+                raise NonFiniteGradient(f"grads[{name!r}]: contains NaN or infinity")
         if not _all_finite(grads.dense):
             bad = int(np.flatnonzero(~np.isfinite(grads.dense))[0])
             name = next(n for n, _ in reversed(P.layout) if P.offsets[n] <= bad)
-            raise ValueError(f"grads[{name!r}]: contains NaN or infinity")
+            raise NonFiniteGradient(f"grads[{name!r}]: contains NaN or infinity")
 
     def _scale(self, grads):
         """Global-norm clipping factor (1.0 without clipping)."""

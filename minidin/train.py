@@ -24,7 +24,7 @@ from .checkpoint import read_checkpoint, restore_model, save_checkpoint
 from .config import TrainConfig
 from .io import MARKER, check_output_dir, write_marker
 from .model import from_config
-from .optim import SGD, SparseAdagrad
+from .optim import SGD, NonFiniteGradient, SparseAdagrad
 
 
 class TrainingError(RuntimeError):
@@ -184,6 +184,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
                 "best": best, "bad_epochs": bad_epochs, "rng_state": rng.bit_generator.state,
                 "metrics": history[epoch]["metrics"] if history else None, "oracle": oracles}
 
+    where = f"; the last good checkpoint is in {out}" if out else ""
     for epoch in range(start, cfg.epochs):
         if bad_epochs > 0 and bad_epochs >= cfg.patience:
             break  # a resumed run that had already stopped early
@@ -194,13 +195,11 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
         for idx, batch in dataset.batches("train", cfg.batch_size, shuffle=True, rng=rng, max_history=window):
             loss, grads = model.loss_and_grad(batch)
             if not math.isfinite(loss):
-                where = f"; the last good checkpoint is in {out}" if out else ""
                 raise TrainingError(f"loss became {loss} at epoch {epoch + 1}, after {done} samples "
                                     f"(try a smaller --lr or --clip-norm){where}")
             try:
                 opt.step(grads)
-            except ValueError as e:  # a non-finite gradient: nothing moved, the checkpoints are the last good ones
-                where = f"; the last good checkpoint is in {out}" if out else ""
+            except NonFiniteGradient as e:  # nothing moved: the checkpoints are the last good ones
                 raise TrainingError(f"training stopped at epoch {epoch + 1}, after {done} samples: {e} "
                                     f"(try a smaller --lr or --clip-norm){where}") from None
             loss_sum += loss * len(idx)
