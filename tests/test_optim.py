@@ -4,6 +4,7 @@ import pytest
 
 import minidin
 from minidin.sparse import SparseGrad
+from minidin.optim import NonFiniteGradient
 from tests.helpers import dense, offsets_from_lengths, tiny_model
 
 
@@ -236,7 +237,7 @@ def test_a_bad_gradient_is_named_and_moves_nothing(make):
         assert all(np.array_equal(a, b) for a, b in zip(before, _snapshot(m, opt))), case
     _, grads = m.loss_and_grad(batch_with_repeats(), update_stats=False)
     grads["mlp.0.b"] = np.full_like(grads["mlp.0.b"], np.inf)
-    with pytest.raises(ValueError, match=r"grads\['mlp.0.b'\]: contains NaN"):
+    with pytest.raises(NonFiniteGradient, match=r"grads\['mlp.0.b'\]: contains NaN"):
         opt.step(grads)
     other = tiny_model(attention_units=(5,), hidden_units=(4,))
     with pytest.raises(ValueError, match="layout"):
