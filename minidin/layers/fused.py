@@ -40,6 +40,8 @@ ACT_DICE, ACT_PRELU, ACT_SIGMOID = 0, 1, 2
 POOL_ATTENTION, POOL_SUM, POOL_MEAN = 0, 1, 2
 SAMPLES_PER_CHUNK = 32  # samples per parallel task (fixed: results never depend on the thread count)
 SPLIT_MIN_ROWS = 256  # behaviours in the batch from which the split first layer pays for its set-up
+ALIGN = 16  # elements: every array carved from the scratch starts on a 64-byte boundary (as a fresh
+# allocation would), so SIMD loads and BLAS stay aligned
 # layout columns: W offset, rows (in), cols (out), b offset, alpha offset (-1: none), state offset (-1: none;
 # the Dice running mean at state[off:off+out], the running variance at state[off+out:off+2·out])
 L_W, L_IN, L_OUT, L_B, L_ALPHA, L_STAT = 0, 1, 2, 3, 4, 5
@@ -177,20 +179,24 @@ def _plan(batch, D, arch):
     R = 0
     for c in range(C):
         R = max(R, batch.hist_offsets[min(B, (c + 1) * SAMPLES_PER_CHUNK)] - batch.hist_offsets[c * SAMPLES_PER_CHUNK])
-    S = SAMPLES_PER_CHUNK
-    slot = (_round_up(S * D) + _round_up(R * D) + _round_up(R) + _round_up(R * 2 * D if split else 0)
-            + _round_up(S * A) + 2 * _round_up(R * A) + _round_up(3 * S * D) + 2 * _round_up(S * H) + _round_up(S)
-            + _round_up(2 * A) + ALIGN)  # + ALIGN: room to align the slot's own start
+    slot = ALIGN  # room to align the slot's own start
+    for n in _slot_sizes(SAMPLES_PER_CHUNK, R, D, A, H, split):
+        slot += _round_up(n)
     return split, C, A, H, R, slot
-
-
-ALIGN = 16  # elements: every carved array starts on a 64-byte boundary (as a fresh allocation would), so
-# SIMD loads and BLAS stay aligned
 
 
 @njit(cache=True, inline="always")
 def _round_up(n):
     return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@njit(cache=True, inline="always")
+def _slot_sizes(S, R, D, A, H, split):
+    """Elements of each array carved from a slot, in carving order, for S samples with R behaviours:
+    q (S, D), k (R, D), w (R,), kx (R, 2D) on the split path, qz (S, A), att_a and att_b (R, A),
+    x (S, 3D), mlp_a and mlp_b (S, H), logits (S,), wrow (2A,). ``_plan`` sizes a slot for the largest
+    chunk; ``_infer_chunk`` carves its own chunk in the same order."""
+    return (S * D, R * D, R, R * 2 * D if split else 0, S * A, R * A, R * A, 3 * S * D, S * H, S * H, S, 2 * A)
 
 
 @njit(cache=True, inline="always")
@@ -267,18 +273,19 @@ def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, 
     # this chunk's intermediates, carved from slot g (row 0 = the chunk's first row; each 64-byte aligned)
     base = scratch[g * slot:(g + 1) * slot]
     pos = (-(base.ctypes.data // base.itemsize)) % ALIGN
-    q, pos = _carve(base, pos, S * D)  # (S, D) candidate embeddings
-    k, pos = _carve(base, pos, R * D)  # (R, D) behaviour embeddings
-    w, pos = _carve(base, pos, R)  # (R,) pooling weights
-    kx, pos = _carve(base, pos, R * 2 * D if split else 0)  # (R, 2D) [k, q⊙k], split path only
-    qz, pos = _carve(base, pos, S * A)  # the per-sample term q·(Wq+Wd) of the first attention layer
-    att_a, pos = _carve(base, pos, R * A)  # ping-pong activations of the attention MLP (A: its widest layer)
-    att_b, pos = _carve(base, pos, R * A)
-    x, pos = _carve(base, pos, 3 * S * D)  # (S, 3D) [u, q, u⊙q]
-    mlp_a, pos = _carve(base, pos, S * H)  # ping-pong activations of the main MLP (H: its widest layer)
-    mlp_b, pos = _carve(base, pos, S * H)
-    logits, pos = _carve(base, pos, S)
-    wrow, pos = _carve(base, pos, 2 * A)  # one row of Wq + Wd and of Wk − Wd (the small-history path)
+    n = _slot_sizes(S, R, D, A, H, split)
+    q, pos = _carve(base, pos, n[0])  # (S, D) candidate embeddings
+    k, pos = _carve(base, pos, n[1])  # (R, D) behaviour embeddings
+    w, pos = _carve(base, pos, n[2])  # (R,) pooling weights
+    kx, pos = _carve(base, pos, n[3])  # (R, 2D) [k, q⊙k], split path only
+    qz, pos = _carve(base, pos, n[4])  # the per-sample term q·(Wq+Wd) of the first attention layer
+    att_a, pos = _carve(base, pos, n[5])  # ping-pong activations of the attention MLP (A: its widest layer)
+    att_b, pos = _carve(base, pos, n[6])
+    x, pos = _carve(base, pos, n[7])  # (S, 3D) [u, q, u⊙q]
+    mlp_a, pos = _carve(base, pos, n[8])  # ping-pong activations of the main MLP (H: its widest layer)
+    mlp_b, pos = _carve(base, pos, n[9])
+    logits, pos = _carve(base, pos, n[10])
+    wrow, pos = _carve(base, pos, n[11])  # one row of Wq + Wd and of Wk − Wd (the small-history path)
     q, k = q.reshape((S, D)), k.reshape((R, D))
     for s in range(S):
         for d in range(Dg):
