@@ -32,7 +32,9 @@ def _integer(name, v, lo, hi=None):
     return int(v)
 
 
-def _real(name, v, lo=None, hi=None, lo_open=False):
+def check_real(name, v, lo=None, hi=None, lo_open=False):
+    """A finite real number in [lo, hi] (lo excluded when lo_open), as a float; TypeError or ValueError names
+    the field. Every config field and optimizer argument that is a real number is checked by it."""
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(v).__name__} {v!r}")
     v = float(v)
@@ -139,11 +141,11 @@ class ModelConfig:
     hidden_units: tuple = option((200, 80), "hidden sizes of the main MLP", _units, metavar="H1,H2,...")
     activation: str = option("dice", "main MLP activation", choices=ACTIVATIONS)
     dice_momentum: float = option(0.1, "momentum of Dice's running mean and variance, in [0, 1]",
-                                  lambda n, v: _real(n, v, 0.0, 1.0))
+                                  lambda n, v: check_real(n, v, 0.0, 1.0))
     dice_eps: float = option(1e-8, "Dice's epsilon, added to the batch variance (> 0)",
-                             lambda n, v: _real(n, v, 0.0, lo_open=True))
+                             lambda n, v: check_real(n, v, 0.0, lo_open=True))
     emb_std: float = option(0.1, "std of the N(0, std²) embedding initialisation, at most 100 (wider overflows "
-                            "float32 in the first layers)", lambda n, v: _real(n, v, 0.0, 100.0))
+                            "float32 in the first layers)", lambda n, v: check_real(n, v, 0.0, 100.0))
     goods_bias: bool = option(False, "add a learned per-goods bias to the logit (the official code's item_b)",
                               _flag)
     dtype: str = option("float32", "floating-point type of parameters and arithmetic", _dtype,
@@ -196,7 +198,7 @@ def _threads(n, v):
 
 
 def _positive(n, v):
-    return _real(n, v, 0.0, lo_open=True)
+    return check_real(n, v, 0.0, lo_open=True)
 
 
 def _optional(check):
@@ -211,14 +213,14 @@ class _RunOptions:
                             choices=("adagrad", "sgd"), group="optimizer")
     lr: float = option(0.2, "learning rate", _positive, group="optimizer")
     lr_decay: float = option(0.7, "multiply the learning rate by this after every epoch (1: constant)",
-                             lambda n, v: _real(n, v, 0.0, 1.0, lo_open=True), group="optimizer")
+                             lambda n, v: check_real(n, v, 0.0, 1.0, lo_open=True), group="optimizer")
     adagrad_init: float = option(0.1, "Adagrad's initial accumulator value (TensorFlow uses 0.1, PyTorch 0)",
-                                 lambda n, v: _real(n, v, 0.0), group="optimizer")
+                                 lambda n, v: check_real(n, v, 0.0), group="optimizer")
     clip_norm: float | None = option(None, "clip the global gradient norm at this (the official code: 5; "
                                      "default: no clipping)", _optional(_positive), group="optimizer")
     reg: str = option("none", "embedding regularization: mini-batch aware (mba), full-table l2, or none",
                       choices=REGS, group="optimizer")
-    reg_lambda: float = option(0.0, "regularization strength λ", lambda n, v: _real(n, v, 0.0), group="optimizer")
+    reg_lambda: float = option(0.0, "regularization strength λ", lambda n, v: check_real(n, v, 0.0), group="optimizer")
     batch_size: int = option(256, "samples per training step", lambda n, v: _integer(n, v, 1), group="run")
     epochs: int = option(8, "maximum epochs (with --resume: the new total, default the checkpoint's)",
                          lambda n, v: _integer(n, v, 1), cli=None, group="run")

@@ -116,11 +116,11 @@ class NonFiniteGradient(ValueError):
 
 
 def _finite(name, v, lo, lo_open=False, optional=False):
-    from .config import _real
+    from .config import check_real
 
     if optional and v is None:
         return None
-    return _real(name, v, lo, lo_open=lo_open)
+    return check_real(name, v, lo, lo_open=lo_open)
 
 
 _EXP_MASK = {np.dtype(np.float32): (np.int32, np.int32(0x7F800000)),
