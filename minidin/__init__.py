@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 # The public names load on first use (PEP 562), so ``minidin --help`` and ``import minidin.config`` do not
 # pay for Numba and SciPy; ``from minidin import DIN`` and ``minidin.DIN`` work as usual.
 _EXPORTS = {
-    "Batch": "batch", "DIN": "model", "BaseModel": "model", "DeepInterestModel": "model",
+    "Batch": "batch", "Bag": "batch", "FieldSpec": "config", "DIN": "model", "BaseModel": "model", "DeepInterestModel": "model",
     "ModelConfig": "config", "Params": "params", "Grads": "params", "SparseGrad": "sparse",
     "SparseAdagrad": "optim", "SGD": "optim", "feature_counts": "data.counts", "load": "checkpoint", "save": "checkpoint",
 }

@@ -10,6 +10,12 @@ Fields (B samples, N behaviours in all of the batch's histories together):
     labels       (B,)   float64 click (1) or not (0); None for predict/attention
     users        (B,)   int64  user id (for GAUC; never embedded)
 
+Schema fields (``minidin.config.FieldSpec``) besides goods and category, each a ``Bag`` (a CSR set of ids
+per row; a one-hot field has one id per row):
+
+    item_fields   {name: (hist Bag over the N behaviours, cand Bag over the B candidates)}
+    sample_fields {name: Bag over the B samples}   user profile and context fields
+
 Ids are 0-based and every id is real: there is no padding id. ``Batch`` checks
 structure when it is built; models check ids against their vocabularies. A
 violation raises ``ValueError`` naming the field, before any kernel runs.
@@ -17,6 +23,7 @@ violation raises ``ValueError`` naming the field, before any kernel runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -58,6 +65,63 @@ def _ids_below(a, b, limit):
     return True
 
 
+class Bag(NamedTuple):
+    """A set of ids per row in CSR form: row m owns ``ids[offsets[m]:offsets[m+1]]`` (an empty set is allowed)."""
+
+    ids: np.ndarray  # (K,) int64
+    offsets: np.ndarray  # (M+1,) int64
+
+    @classmethod
+    def from_sets(cls, sets) -> "Bag":
+        """From a list of per-row lists of ids: ``Bag.from_sets([[1, 4], [], [2]])``."""
+        lengths = [len(x) for x in sets]
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(np.array([i for x in sets for i in x], dtype=np.int64).reshape(-1), offsets)
+
+    @classmethod
+    def one_hot(cls, ids) -> "Bag":
+        """One id per row."""
+        ids = np.asarray(ids)
+        return cls(ids, np.arange(ids.shape[0] + 1, dtype=np.int64))
+
+    @property
+    def rows(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+
+def as_bag(name, value, rows) -> Bag:
+    """A Bag of ``rows`` rows from a ``Bag``, a list of per-row sets, or one id per row; checked (ValueError
+    naming ``name``) and owned (copied)."""
+    if isinstance(value, Bag):
+        ids, offsets = value
+    else:
+        value = list(value) if not isinstance(value, np.ndarray) else value
+        if len(value) and not isinstance(value, np.ndarray) and all(
+                isinstance(x, (list, tuple, np.ndarray)) for x in value):
+            ids, offsets = Bag.from_sets(value)
+        else:
+            ids, offsets = Bag.one_hot(value)
+    ids, offsets = _as_int_array(f"{name} ids", ids), _as_int_array(f"{name} offsets", offsets)
+    if offsets.shape[0] != rows + 1:
+        raise ValueError(f"{name}: offsets of {offsets.shape[0] - 1} rows, expected {rows}")
+    if offsets[0] != 0 or offsets[-1] != ids.shape[0] or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"{name}: offsets must start at 0, be monotone and end at the number of ids "
+                         f"({ids.shape[0]}), got {offsets[0]} .. {offsets[-1]}")
+    if ids.size and ids.min() < 0:
+        i = int(np.argmin(ids))
+        raise ValueError(f"{name}: negative id {ids[i]} at position {i}")
+    return Bag(ids, offsets)
+
+
+def _field_dict(name, value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{name}: expected a dict of field name -> sets, got {type(value).__name__}")
+    return value
+
+
 @dataclass(frozen=True, eq=False)
 class Batch:
     hist_goods: np.ndarray
@@ -67,8 +131,11 @@ class Batch:
     cand_cates: np.ndarray
     labels: np.ndarray | None
     users: np.ndarray
+    item_fields: dict
+    sample_fields: dict
 
-    def __init__(self, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, labels=None, users=None):
+    def __init__(self, hist_goods, hist_cates, hist_offsets, cand_goods, cand_cates, labels=None, users=None,
+                 item_fields=None, sample_fields=None):
         cand_goods_arr = _as_int_array("cand_goods", cand_goods)
         B = cand_goods_arr.shape[0]
         if users is None:
@@ -85,6 +152,15 @@ class Batch:
             object.__setattr__(self, k, v)
         object.__setattr__(self, "labels", None if labels is None else self._check_labels(labels))
         self._validate()
+        N = self.hist_goods.shape[0]
+        items = {}
+        for f, v in _field_dict("item_fields", item_fields).items():
+            if not isinstance(v, (tuple, list)) or len(v) != 2 or isinstance(v, Bag):
+                raise ValueError(f"item_fields[{f!r}]: expected (history sets, candidate sets)")
+            items[f] = (as_bag(f"item_fields[{f!r}] history", v[0], N), as_bag(f"item_fields[{f!r}] candidates", v[1], B))
+        object.__setattr__(self, "item_fields", items)
+        object.__setattr__(self, "sample_fields", {f: as_bag(f"sample_fields[{f!r}]", v, B)
+                                                   for f, v in _field_dict("sample_fields", sample_fields).items()})
 
     @staticmethod
     def _check_labels(labels):
@@ -133,8 +209,12 @@ class Batch:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_lists(cls, hist_goods, hist_cates, cand_goods, cand_cates, labels=None, users=None):
-        """Build a batch from per-sample Python lists: ``hist_goods=[[3, 5], []]`` etc."""
+    def from_lists(cls, hist_goods, hist_cates, cand_goods, cand_cates, labels=None, users=None, item_fields=None,
+                   sample_fields=None):
+        """Build a batch from per-sample Python lists: ``hist_goods=[[3, 5], []]`` etc. ``item_fields`` maps a
+        field to (history, candidates): the history per sample, one entry per behaviour (an id, or a list of
+        ids for a multi-hot field), and one entry per candidate; ``sample_fields`` maps a field to one entry
+        per sample."""
         if len(hist_goods) != len(hist_cates):
             raise ValueError(f"hist_cates: {len(hist_cates)} histories, but hist_goods has {len(hist_goods)}")
         lens = []
@@ -148,7 +228,12 @@ class Batch:
         np.cumsum(lens, out=offsets[1:])
         flat_g = [x for h in hist_goods for x in h]
         flat_c = [x for h in hist_cates for x in h]
-        return cls(flat_g, flat_c, offsets, cand_goods, cand_cates, labels, users)
+        items = {}
+        for f, (hist, cand) in _field_dict("item_fields", item_fields).items():
+            if len(hist) != len(lens) or any(len(h) != t for h, t in zip(hist, lens)):
+                raise ValueError(f"item_fields[{f!r}]: expected one entry per behaviour of each history")
+            items[f] = ([x for h in hist for x in h], cand)
+        return cls(flat_g, flat_c, offsets, cand_goods, cand_cates, labels, users, items, sample_fields)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -173,12 +258,40 @@ class Batch:
                 i = int(np.argmax(arr))
                 raise ValueError(f"{name}: id {arr[i]} at position {i} is out of range for a vocabulary of {limit}")
 
-    def fused_arrays(self) -> tuple:
+    def check_fields(self, config) -> None:
+        """Raise ValueError unless the batch has exactly the schema fields of ``config`` (a ModelConfig), each
+        with ids inside its vocabulary."""
+        for group, kinds in (("item_fields", ("item",)), ("sample_fields", ("user", "context"))):
+            have, want = getattr(self, group), [f for f in config.fields if f.kind in kinds]
+            for f in want:
+                if f.name not in have:
+                    raise ValueError(f"{group}: the batch has no field {f.name!r}, which the model's schema "
+                                     f"needs ({f.kind} field)")
+            names = {f.name for f in want}
+            for name in have:
+                if name not in names:
+                    other = [f.name for f in config.fields if f.kind not in kinds]
+                    raise ValueError(f"{group}: the model's schema has no {'/'.join(kinds)} field {name!r}"
+                                     + (" (it is a field of another kind)" if name in other else ""))
+            for f in want:
+                bags = have[f.name] if group == "item_fields" else (have[f.name],)
+                for part, bag in zip(("history", "candidates") if group == "item_fields" else ("",), bags):
+                    if not f.multi_hot and np.any(np.diff(bag.offsets) != 1):
+                        m = int(np.flatnonzero(np.diff(bag.offsets) != 1)[0])
+                        raise ValueError(f"{group}[{f.name!r}]{' ' + part if part else ''}: a one-hot field needs "
+                                         f"exactly one id per row; row {m} has {int(np.diff(bag.offsets)[m])}")
+                    if bag.ids.size and bag.ids.max() >= f.vocab:
+                        i = int(np.argmax(bag.ids))
+                        raise ValueError(f"{group}[{f.name!r}]{' ' + part if part else ''}: id {bag.ids[i]} at "
+                                         f"position {i} is out of range for a vocabulary of {f.vocab}")
+
+    def fused_arrays(self, extra) -> tuple:
         """The arrays as the fused inference kernel's entry takes them (``FusedBatch``'s fields as a plain tuple,
-        see ``layers.fused.din_infer_forward``), built once per batch."""
+        see ``layers.fused.din_infer_forward``) with ``extra`` (the model's (0, 0) array when it has no user or
+        context field), built once per batch."""
         fused = self.__dict__.get("_fused")
-        if fused is None:
-            fused = (self.hist_goods, self.hist_cates, self.hist_offsets, self.cand_goods, self.cand_cates)
+        if fused is None or fused[5] is not extra:
+            fused = (self.hist_goods, self.hist_cates, self.hist_offsets, self.cand_goods, self.cand_cates, extra)
             object.__setattr__(self, "_fused", fused)
         return fused
 

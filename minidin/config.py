@@ -70,6 +70,70 @@ def _choice(name, v, choices):
     return v
 
 
+_NAME = __import__("re").compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+FIELD_KINDS = ("item", "user", "context")
+RESERVED_FIELDS = ("goods", "cate", "item", "user", "label", "time")  # DIN's own inputs and the schema's keys
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One categorical feature field of a schema, besides DIN's goods and category ids.
+
+    name:      identifier; its table is ``<name>_emb``
+    kind:      item (an attribute of every behaviour and of the candidate, concatenated onto their
+               embeddings: D grows by ``dim``), user (the profile, one per sample) or context (per sample)
+    vocab:     ids 0 .. vocab-1
+    dim:       embedding width
+    multi_hot: a set of ids per row (pooled by ``pooling``; an empty set pools to zeros), else exactly one id
+    pooling:   sum or mean, for a multi-hot field
+    """
+
+    name: str
+    kind: str
+    vocab: int
+    dim: int
+    multi_hot: bool = False
+    pooling: str = "mean"
+
+    def __post_init__(self):
+        where = f"fields[{self.name!r}]"
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(f"fields: a field name must be an identifier (letters, digits, _), got {self.name!r}")
+        if self.name in RESERVED_FIELDS:
+            raise ValueError(f"{where}: the name is reserved ({', '.join(RESERVED_FIELDS)})")
+        _choice(f"{where}.kind", self.kind, FIELD_KINDS)
+        object.__setattr__(self, "vocab", _integer(f"{where}.vocab", self.vocab, 1, MAX_ROWS))
+        object.__setattr__(self, "dim", _integer(f"{where}.dim", self.dim, 1, MAX_WIDTH))
+        object.__setattr__(self, "multi_hot", _flag(f"{where}.multi_hot", self.multi_hot))
+        _choice(f"{where}.pooling", self.pooling, ("sum", "mean"))
+
+    @property
+    def table(self) -> str:
+        return f"{self.name}_emb"
+
+
+def _fields(name, v):
+    """A tuple of FieldSpec (from FieldSpecs or their JSON objects), names unique."""
+    if isinstance(v, (str, bytes, dict)) or not hasattr(v, "__iter__"):
+        raise TypeError(f"{name}: expected a sequence of FieldSpec, got {type(v).__name__}")
+    out = []
+    for f in v:
+        if isinstance(f, dict):
+            unknown = set(f) - {x.name for x in fields(FieldSpec)}
+            if unknown:
+                raise ValueError(f"{name}: unknown key(s) {', '.join(sorted(unknown))} in {f!r}")
+            try:
+                f = FieldSpec(**f)
+            except TypeError as e:
+                raise TypeError(f"{name}: {e}") from None
+        if not isinstance(f, FieldSpec):
+            raise TypeError(f"{name}: expected FieldSpec entries, got {type(f).__name__}")
+        if any(g.name == f.name for g in out):
+            raise ValueError(f"{name}: field {f.name!r} is declared twice")
+        out.append(f)
+    return tuple(out)
+
+
 def _dtype(name, v):
     return getattr(v, "__name__", None) or str(v)  # np.float32 (a type), np.dtype('float32') or 'float32'
 
@@ -90,6 +154,8 @@ def _to_json(cfg) -> dict:
     """A config as a JSON object (layer-size tuples as lists); ModelConfig and TrainConfig alike."""
     d = dataclasses.asdict(cfg)
     d["attention_units"], d["hidden_units"] = list(cfg.attention_units), list(cfg.hidden_units)
+    if "fields" in d:
+        d["fields"] = [dataclasses.asdict(f) for f in cfg.fields]
     return d
 
 
@@ -126,7 +192,10 @@ class ModelConfig:
     pooling: str = option("sum", "BaseModel pooling: sum (the paper) or mean (the official code's base model)",
                           choices=("sum", "mean"))
     goods_dim: int = option(64, "goods embedding width", _width)
-    cate_dim: int = option(64, "category embedding width; D = goods_dim + cate_dim", _width)
+    cate_dim: int = option(64, "category embedding width; D = goods_dim + cate_dim (+ the item fields' widths)",
+                           _width)
+    fields: tuple = option((), "feature fields besides goods and category (FieldSpec: item attributes, user "
+                           "profile, context); from the data's schema", _fields, cli=None)
     attention_units: tuple = option((80, 40), "hidden sizes of DIN's local activation unit", _units,
                                     metavar="A1,A2,...")
     attention_activation: str | None = option(None, "attention MLP activation (default: same as --activation)",
@@ -169,8 +238,17 @@ class ModelConfig:
 
     @property
     def D(self) -> int:
-        """Width of one behaviour / candidate embedding."""
-        return self.goods_dim + self.cate_dim
+        """Width of one behaviour / candidate embedding: goods, category and every item field, concatenated."""
+        return self.goods_dim + self.cate_dim + sum(f.dim for f in self.fields if f.kind == "item")
+
+    def fields_of(self, kind) -> tuple:
+        """The fields of one kind (item / user / context), in schema order."""
+        return tuple(f for f in self.fields if f.kind == kind)
+
+    @property
+    def mlp_width(self) -> int:
+        """Width of the main MLP's input [user fields, v_U, v_A, v_U ⊙ v_A, context fields]."""
+        return 3 * self.D + sum(f.dim for f in self.fields if f.kind != "item")
 
     def to_json(self) -> dict:
         return _to_json(self)
@@ -186,7 +264,7 @@ class ModelConfig:
         return cls(**d)
 
 
-MODEL_FIELDS = [f for f in fields(ModelConfig) if f.name not in ("n_goods", "n_cates")]
+MODEL_FIELDS = [f for f in fields(ModelConfig) if f.name not in ("n_goods", "n_cates", "fields")]  # not from data
 
 
 def _threads(n, v):
@@ -221,6 +299,15 @@ class _RunOptions:
     reg: str = option("none", "embedding regularization: mini-batch aware (mba), full-table l2, or none",
                       choices=REGS, group="optimizer")
     reg_lambda: float = option(0.0, "regularization strength λ", lambda n, v: check_real(n, v, 0.0), group="optimizer")
+    use_fields: str = option("all", "which of the data's schema fields the model takes: all, none (DIN's two "
+                             "fields, goods and category), or a comma-separated list of field names",
+                             lambda n, v: _use_fields(n, v), metavar="all|none|F1,F2,...")
+    field_dim: int = option(16, "embedding width of each schema field (item attributes, user profile, context); "
+                            "D = goods_dim + cate_dim + the item fields' widths", _width)
+    field_dims: str | None = option(None, "per-field widths overriding --field-dim, as NAME=WIDTH,...",
+                                    _optional(lambda n, v: _field_dims(n, v)), metavar="F1=W1,...")
+    multi_hot_pooling: str = option("mean", "how a multi-hot field's set of ids pools: mean or sum (an empty set "
+                                    "pools to zeros either way)", choices=("mean", "sum"))
     batch_size: int = option(256, "samples per training step", lambda n, v: _integer(n, v, 1), group="run")
     epochs: int = option(8, "maximum epochs (with --resume: the new total, default the checkpoint's)",
                          lambda n, v: _integer(n, v, 1), cli=None, group="run")
@@ -231,6 +318,36 @@ class _RunOptions:
                                      "none on synthetic data)", _optional(lambda n, v: _integer(n, v, 1)),
                                      group="run")
     threads: int | None = option(None, "Numba threads (default: all cores)", _threads, group="run")
+
+
+def _use_fields(n, v):
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(f"{n}: expected all, none or a comma-separated list of field names, got {v!r}")
+    if v in ("all", "none"):
+        return v
+    names = [x.strip() for x in v.split(",")]
+    for x in names:
+        if not _NAME.match(x):
+            raise ValueError(f"{n}: {x!r} is not a field name")
+    return ",".join(names)
+
+
+def _field_dims(n, v) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"{n}: expected NAME=WIDTH,..., got {type(v).__name__}")
+    parse_field_dims(n, v)
+    return v
+
+
+def parse_field_dims(n, v) -> dict:
+    """``"genres=8,age=4"`` -> {"genres": 8, "age": 4}; ValueError names the option."""
+    out = {}
+    for part in v.split(","):
+        name, eq, w = part.strip().partition("=")
+        if not eq or not _NAME.match(name.strip()) or not w.strip().isdigit():
+            raise ValueError(f"{n}: expected NAME=WIDTH,... (e.g. genres=8,age=4), got {part.strip()!r}")
+        out[name.strip()] = _width(f"{n}[{name.strip()}]", int(w))
+    return out
 
 
 def _train_fields():
@@ -253,9 +370,31 @@ def _from_json(cls, d):
     return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _model_config(self, n_goods, n_cates) -> ModelConfig:
-    """The ``ModelConfig`` of this run for a dataset's vocabulary sizes."""
-    return ModelConfig(n_goods=n_goods, n_cates=n_cates, **{f.name: getattr(self, f.name) for f in MODEL_FIELDS})
+def _model_config(self, n_goods, n_cates, schema=()) -> ModelConfig:
+    """The ``ModelConfig`` of this run for a dataset's vocabulary sizes and schema: ``schema`` lists the data's
+    fields as dicts {name, kind, vocab, multi_hot}; ``use_fields``, ``field_dim``, ``field_dims`` and
+    ``multi_hot_pooling`` turn them into FieldSpecs. ValueError names the option that does not fit the data."""
+    schema = list(schema or ())
+    known = [f["name"] for f in schema]
+    if self.use_fields == "all":
+        chosen = known
+    elif self.use_fields == "none":
+        chosen = []
+    else:
+        chosen = self.use_fields.split(",")
+        for name in chosen:
+            if name not in known:
+                raise ValueError(f"use_fields: the data has no field {name!r} (it has: {', '.join(known) or 'none'})")
+    dims = parse_field_dims("field_dims", self.field_dims) if self.field_dims else {}
+    for name in dims:
+        if name not in chosen:
+            raise ValueError(f"field_dims: {name!r} is not a field the model takes (it takes: "
+                             f"{', '.join(chosen) or 'none'})")
+    specs = tuple(FieldSpec(name=f["name"], kind=f["kind"], vocab=f["vocab"], dim=dims.get(f["name"], self.field_dim),
+                            multi_hot=f["multi_hot"], pooling=self.multi_hot_pooling)
+                  for f in schema if f["name"] in chosen)
+    return ModelConfig(n_goods=n_goods, n_cates=n_cates, fields=specs,
+                       **{f.name: getattr(self, f.name) for f in MODEL_FIELDS})
 
 
 # TrainConfig(model="din", activation="dice", reg="mba", reg_lambda=1.0, epochs=2): every model field of
@@ -304,6 +443,8 @@ def add_options(parser, positive_int, units):
             kw["help"] += f" (default: {','.join(map(str, f.default))})"
         elif "int" in str(f.type):
             kw["type"] = positive_int if f.name not in ("seed", "patience") else int
+        elif "str" in str(f.type):
+            kw.update(type=str, metavar=meta["metavar"])
         else:
             kw["type"] = float
         groups[g].add_argument(flag, **kw)

@@ -48,6 +48,8 @@ import numpy as np
 
 from .batch import Batch
 from .layers import (
+    embedding_bag_backward,
+    embedding_bag_forward,
     attention_input_backward,
     attention_input_forward,
     attention_softmax_backward,
@@ -132,14 +134,28 @@ class DeepInterestModel:
             setattr(self, name, getattr(config, name))
         self.attention_activation = config.att_activation  # resolved: None follows ``activation``
         self.dtype = np.dtype(config.dtype)
-        self.D = config.D  # width of one behaviour / candidate embedding: goods_dim + cate_dim
+        self.D = config.D  # width of one behaviour / candidate embedding: goods_dim + cate_dim + item fields
         self.uses_attention = config.uses_attention
+        # schema fields: (FieldSpec, first column) of each, where it is written: item fields into the
+        # behaviour and candidate embeddings after goods and category, user fields into the MLP input before
+        # [v_U, v_A, v_U ⊙ v_A], context fields after it
+        col = self.goods_dim + self.cate_dim
+        self._item_cols = []
+        for f in config.fields_of("item"):
+            self._item_cols.append((f, col))
+            col += f.dim
+        self._user_width = sum(f.dim for f in config.fields_of("user"))
+        self._sample_cols, col = [], 0
+        for f in config.fields_of("user") + config.fields_of("context"):
+            self._sample_cols.append((f, col if f.kind == "user" else col + 3 * self.D))
+            col += f.dim
+        self.mlp_width = config.mlp_width
         self._build()
 
     # ------------------------------------------------------------------ construction
     def _blocks(self):
         """(prefix, input width, hidden units, activation) of each MLP, in parameter order."""
-        mlp = [("mlp", 3 * self.D, self.hidden_units, self.activation)]
+        mlp = [("mlp", self.mlp_width, self.hidden_units, self.activation)]
         if self.uses_attention:
             return [("att", 4 * self.D, self.attention_units, self.attention_activation)] + mlp
         return mlp
@@ -164,7 +180,10 @@ class DeepInterestModel:
         self._workspace = {}  # step intermediates, reused across steps (``_buf``)
         self._arch = None  # the fused kernel's FusedArch as a plain tuple (``_fused_arch``)
         self._scratch = np.empty(0, dtype=dt)  # the fused kernel's intermediates, kept across calls
-        need = dt.itemsize * (cfg.n_goods * (cfg.goods_dim + cfg.goods_bias) + cfg.n_cates * cfg.cate_dim)
+        self._no_extra = np.zeros((0, 0), dtype=dt)  # FusedBatch.extra without user or context fields
+        self._no_cate = np.zeros((1, 0), dtype=dt)  # the zero-width category table of the schema path
+        need = dt.itemsize * (cfg.n_goods * (cfg.goods_dim + cfg.goods_bias) + cfg.n_cates * cfg.cate_dim
+                              + sum(f.vocab * f.dim for f in cfg.fields))
         if need * (1 + 8 // dt.itemsize) > _physical_memory():  # with the float64 draw it is initialised from
             raise ValueError(f"n_goods / n_cates: embedding tables of {need / 2**30:.0f} GiB ({cfg.n_goods} x "
                              f"{cfg.goods_dim} + {cfg.n_cates} x {cfg.cate_dim} {dt.name}) exceed this machine's "
@@ -173,6 +192,8 @@ class DeepInterestModel:
                   "cate_emb": (rng.standard_normal((cfg.n_cates, cfg.cate_dim)) * cfg.emb_std).astype(dt)}
         if cfg.goods_bias:
             tables["goods_bias"] = np.zeros((cfg.n_goods, 1), dtype=dt)
+        for f in cfg.fields:  # drawn after the two default tables: the default model's draws are unchanged
+            tables[f.table] = (rng.standard_normal((f.vocab, f.dim)) * cfg.emb_std).astype(dt)
         self.params = Params(tables, self._param_shapes(), dt)
         for name, shape in self.params.layout:
             kind = name.rsplit(".", 1)[1]
@@ -222,6 +243,8 @@ class DeepInterestModel:
         if not isinstance(batch, Batch):
             raise TypeError(f"batch: expected minidin.Batch, got {type(batch).__name__}")
         batch.check_vocab(self.n_goods, self.n_cates)
+        if self.fields or batch.item_fields or batch.sample_fields:
+            batch.check_fields(self.cfg)
         if need_labels and batch.labels is None:
             raise ValueError("labels: required for loss_and_grad, but the batch has none")
 
@@ -363,8 +386,7 @@ class DeepInterestModel:
         P, B, N = self.params, batch.size, batch.hist_goods.shape[0]
         hist_emb = self._buf("hist_emb", (N, self.D))
         cand_emb = self._buf("cand_emb", (B, self.D))
-        embedding_forward(hist_emb, batch.hist_goods, batch.hist_cates, P["goods_emb"], P["cate_emb"])
-        embedding_forward(cand_emb, batch.cand_goods, batch.cand_cates, P["goods_emb"], P["cate_emb"])
+        self._item_embeddings(batch, hist_emb, cand_emb)
         if self.uses_attention:
             att_in, att_kx, att_layers, scores, weights = self._attention_forward(batch, cand_emb, hist_emb,
                                                                                   training, momentum)
@@ -377,14 +399,39 @@ class DeepInterestModel:
                 weights = np.repeat(1.0 / np.maximum(batch.lengths, 1), batch.lengths).astype(self.dtype)
         interest = self._buf("interest", (B, self.D))
         pooling_forward(interest, weights, hist_emb, batch.hist_offsets)
-        mlp_in = self._buf("mlp_in", (B, 3 * self.D))
-        interaction_forward(mlp_in, interest, cand_emb)
+        if self._sample_cols:  # [user fields, v_U, v_A, v_U ⊙ v_A, context fields]
+            mlp_in = self._buf("mlp_in", (B, self.mlp_width))
+            inter = self._buf("interaction", (B, 3 * self.D))
+            interaction_forward(inter, interest, cand_emb)
+            mlp_in[:, self._user_width:self._user_width + 3 * self.D] = inter
+            self._sample_embeddings(batch, mlp_in)
+        else:
+            mlp_in = self._buf("mlp_in", (B, 3 * self.D))
+            interaction_forward(mlp_in, interest, cand_emb)
         out, mlp_layers = self._stack_forward("mlp", mlp_in, self.hidden_units, self.activation, training, momentum)
         logits = np.ascontiguousarray(out[:, 0])
         if self.goods_bias:
             goods_bias_forward(logits, batch.cand_goods, P["goods_bias"])
         return ForwardCache(batch, training, hist_emb, cand_emb, att_in, att_kx, att_layers, scores, weights,
                             interest, mlp_in, mlp_layers, logits)
+
+    def _item_embeddings(self, batch, hist_emb, cand_emb):
+        """Behaviour and candidate embeddings: [goods, category, item field, ...] per row (paper §4.2)."""
+        P = self.params
+        embedding_forward(hist_emb, batch.hist_goods, batch.hist_cates, P["goods_emb"], P["cate_emb"])
+        embedding_forward(cand_emb, batch.cand_goods, batch.cand_cates, P["goods_emb"], P["cate_emb"])
+        for f, col in self._item_cols:
+            hist, cand = batch.item_fields[f.name]
+            mean = f.multi_hot and f.pooling == "mean"
+            embedding_bag_forward(hist_emb, hist.ids, hist.offsets, P[f.table], col, mean)
+            embedding_bag_forward(cand_emb, cand.ids, cand.offsets, P[f.table], col, mean)
+
+    def _sample_embeddings(self, batch, out):
+        """The user and context fields' embeddings, into their columns of ``out`` (the MLP input)."""
+        for f, col in self._sample_cols:
+            bag = batch.sample_fields[f.name]
+            embedding_bag_forward(out, bag.ids, bag.offsets, self.params[f.table], col, f.multi_hot and
+                                  f.pooling == "mean")
 
     def backward(self, cache: ForwardCache) -> Grads:
         """Gradients of the mean BCE of ``cache.batch`` (its labels) w.r.t. every parameter."""
@@ -399,6 +446,11 @@ class DeepInterestModel:
                                        self.activation, G)
         dinterest = self._buf("dinterest", cache.interest.shape, zero=True)
         dcand_emb = self._buf("dcand_emb", cache.cand_emb.shape, zero=True)
+        for f, col in self._sample_cols:  # user and context fields: their columns of the MLP input
+            bag = batch.sample_fields[f.name]
+            self._bag_grad(G, f, dmlp_in, col, (bag,))
+        if self._sample_cols:
+            dmlp_in = np.ascontiguousarray(dmlp_in[:, self._user_width:self._user_width + 3 * self.D])
         interaction_backward(dinterest, dcand_emb, dmlp_in, cache.interest, cache.cand_emb)
         dweights = self._buf("dweights", cache.weights.shape, zero=True)
         dhist_emb = self._buf("dhist_emb", cache.hist_emb.shape, zero=True)
@@ -415,12 +467,29 @@ class DeepInterestModel:
             embedding_backward(values, dhist_emb, inverse[:N], col0)
             embedding_backward(values, dcand_emb, inverse[N:], col0)
             G[table] = SparseGrad(rows=rows, values=values, n_rows=self.params[table].shape[0])
+        for f, col in self._item_cols:  # history and candidate rows into one SparseGrad per table
+            hist, cand = batch.item_fields[f.name]
+            self._bag_grad(G, f, (dhist_emb, dcand_emb), col, (hist, cand))
         if self.goods_bias:
             rows, inverse = unique_rows(batch.cand_goods)
             values = np.zeros((rows.shape[0], 1), dtype=dt)
             goods_bias_backward(values, dlogits, inverse)
             G["goods_bias"] = SparseGrad(rows=rows, values=values, n_rows=self.n_goods)
         return G
+
+    def _bag_grad(self, G, f, douts, col, bags):
+        """G[f.table]: the SparseGrad of a field's table from the bags that looked it up (with ``douts``, the
+        gradients of the arrays they were pooled into: one per bag, or one array for all)."""
+        douts = douts if isinstance(douts, tuple) else (douts,) * len(bags)
+        ids = bags[0].ids if len(bags) == 1 else np.concatenate([b.ids for b in bags])
+        rows, inverse = unique_rows(ids)
+        values = np.zeros((rows.shape[0], f.dim), dtype=self.dtype)
+        mean, lo = f.multi_hot and f.pooling == "mean", 0
+        for bag, dout in zip(bags, douts):
+            hi = lo + bag.ids.shape[0]
+            embedding_bag_backward(values, dout, inverse[lo:hi], bag.offsets, col, mean)
+            lo = hi
+        G[f.table] = SparseGrad(rows=rows, values=values, n_rows=f.vocab)
 
     # ------------------------------------------------------------------ fused inference
     _ACTS = {"dice": ACT_DICE, "prelu": ACT_PRELU, "sigmoid": ACT_SIGMOID}
@@ -445,19 +514,42 @@ class DeepInterestModel:
                 mlp_act=self._ACTS[self.activation],
                 pool=POOL_ATTENTION if att else (POOL_SUM if self.pooling == "sum" else POOL_MEAN),
                 softmax=bool(att and self.attention_softmax), softmax_scale=float(self._softmax_scale),
-                eps=float(self.dice_eps)))
+                eps=float(self.dice_eps), n_user=self._user_width))
         return self._arch
+
+    def _fused_inputs(self, batch):
+        """(FusedBatch, FusedParams) as plain tuples. Without schema fields: the batch's ids and the tables.
+        With them: the embeddings are gathered first (``_item_embeddings``, ``_sample_embeddings``) and the
+        kernel reads them as a table of N + B rows (behaviours, then candidates) with a zero-width category
+        table, the per-goods bias gathered the same way."""
+        if not self.fields:
+            return batch.fused_arrays(self._no_extra), self._fused_params
+        B, N, dt = batch.size, batch.hist_goods.shape[0], self.dtype
+        emb = np.empty((N + B, self.D), dtype=dt)
+        self._item_embeddings(batch, emb[:N], emb[N:])
+        extra = np.zeros((B, self.mlp_width - 3 * self.D), dtype=dt)
+        for f, col in self._sample_cols:
+            bag = batch.sample_fields[f.name]
+            c = col if f.kind == "user" else col - 3 * self.D
+            embedding_bag_forward(extra, bag.ids, bag.offsets, self.params[f.table], c,
+                                  f.multi_hot and f.pooling == "mean")
+        rows = np.arange(N + B, dtype=np.int64)
+        bias = np.zeros((0, 1), dtype=dt)
+        if self.goods_bias:
+            bias = np.zeros((N + B, 1), dtype=dt)
+            bias[N:] = self.params["goods_bias"][batch.cand_goods]
+        fb = (rows[:N], np.zeros(N, np.int64), batch.hist_offsets, rows[N:], np.zeros(B, np.int64), extra)
+        return fb, (emb, self._no_cate, bias, self.params.dense, self.state_flat)
 
     def _fused_logits(self, batch, probabilities=False):
         out = np.empty(batch.size, dtype=self.dtype)
         arch = self._fused_arch()
         threads = numba.config.NUMBA_NUM_THREADS  # groups of chunks: at most one per thread Numba can run
-        need = din_infer_forward(out, batch.fused_arrays(), self._fused_params, arch, probabilities, self._scratch,
-                                 threads)
+        fb, fp = self._fused_inputs(batch)
+        need = din_infer_forward(out, fb, fp, arch, probabilities, self._scratch, threads)
         if need:  # the scratch grows to what the largest batch needed, then is reused
             self._scratch = np.empty(need, dtype=self.dtype)
-            din_infer_forward(out, batch.fused_arrays(), self._fused_params, arch, probabilities, self._scratch,
-                              threads)
+            din_infer_forward(out, fb, fp, arch, probabilities, self._scratch, threads)
         return out
 
     # ------------------------------------------------------------------ public API

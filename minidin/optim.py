@@ -39,7 +39,7 @@ from numba import njit
 
 from .config import REGS, default
 from .params import Grads, Params
-from .sparse import EMBEDDING_TABLES, SparseGrad
+from .sparse import UNREGULARIZED_TABLES, SparseGrad
 
 
 
@@ -166,7 +166,7 @@ class _Optimizer:
         self.lr = _finite("lr", lr, 0.0, lo_open=True)
         self.reg, self.reg_lambda = reg, _finite("reg_lambda", reg_lambda, 0.0)
         self.clip_norm = _finite("clip_norm", clip_norm, 0.0, lo_open=True, optional=True)
-        self.reg_tables = [t for t in EMBEDDING_TABLES if t in params.tables]
+        self.reg_tables = [t for t in params.tables if t not in UNREGULARIZED_TABLES]
         self.counts = None
         if reg == "mba":
             if counts is None:

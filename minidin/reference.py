@@ -23,6 +23,16 @@ def embedding(goods_ids, cate_ids, goods_table, cate_table):
     return np.concatenate([goods_table[goods_ids], cate_table[cate_ids]], axis=1)
 
 
+def embedding_bag(ids, offsets, table, mean):
+    """Sum (or mean) of each row's set of table rows: (M, W); an empty set gives zeros."""
+    out = np.zeros((len(offsets) - 1, table.shape[1]))
+    for m in range(len(offsets) - 1):
+        rows = table[ids[offsets[m]:offsets[m + 1]]]
+        if rows.shape[0]:
+            out[m] = rows.mean(axis=0) if mean else rows.sum(axis=0)
+    return out
+
+
 def attention_input(cand_emb, hist_emb, offsets):
     """[q, k, q − k, q ⊙ k] per behaviour: (N, 4D)."""
     q = cand_emb[segments(offsets)]

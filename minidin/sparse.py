@@ -6,9 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
-# Regularization (l2 / mba) applies to these tables only; the optional per-goods logit bias (also row-sparse)
-# is not regularized (as in the official code and common practice).
-EMBEDDING_TABLES = ("goods_emb", "cate_emb")
+# Regularization (l2 / mba) applies to every embedding table (goods, category and each schema field's) but not
+# to these: the optional per-goods logit bias (also row-sparse) is not regularized (as in the official code and
+# common practice).
+UNREGULARIZED_TABLES = ("goods_bias",)
 
 
 @dataclass(frozen=True, eq=False)

@@ -81,6 +81,37 @@ def embedding_case(rng, dt, B=4, Vg=5, Vc=3, Dg=3, Dc=2, max_t=4):
                 ["goods_table", "cate_table"], (L.embedding_forward, L.embedding_backward))
 
 
+def embedding_bag_case(rng, dt, M=5, V=4, W=3, max_set=4, lengths=None, mean=True, col0=2):
+    """Sets with repeated ids and an empty set (row 0 when lengths is not given), written at column col0 of a
+    wider output whose other columns the kernel must leave alone."""
+    if lengths is None:
+        lengths = np.r_[0, rng.integers(0, max_set + 1, M - 1)]
+    off = offsets_from_lengths(lengths)
+    M = len(lengths)
+    ids = rng.integers(0, V, int(off[-1])).astype(np.int64)
+    if ids.shape[0] >= 2:
+        ids[1] = ids[0]  # a repeated id
+    inp = {"table": rng.standard_normal((V, W)).astype(dt)}
+    width = col0 + W + 1
+
+    def fwd(serial):
+        out = np.full((M, width), 7.0, dtype=dt)
+        _k(L.embedding_bag_forward, serial)(out, ids, off, inp["table"], col0, mean)
+        assert np.all(out[:, :col0] == 7.0) and np.all(out[:, col0 + W:] == 7.0)
+        return out[:, col0:col0 + W].copy()
+
+    def bwd(dout, g, serial):
+        rows, inv = _k(L.unique_rows, serial)(ids)
+        values = np.zeros((rows.shape[0], W), dtype=dt)
+        wide = np.zeros((M, width), dtype=dt)
+        wide[:, col0:col0 + W] = dout
+        _k(L.embedding_bag_backward, serial)(values, wide, inv, off, col0, mean)
+        g["table"][rows] += values
+
+    return Case("embedding_bag", inp, fwd, bwd, lambda: ref.embedding_bag(ids, off, inp["table"].astype(float), mean),
+                ["table"], (L.embedding_bag_forward, L.embedding_bag_backward))
+
+
 def attention_input_case(rng, dt, B=4, D=3, max_t=4, lengths=None):
     off = _offsets(rng, B, max_t, lengths)
     N = int(off[-1])
@@ -293,6 +324,8 @@ def goods_bias_case(rng, dt, B=6, Vg=4):
 ALL = {
     "embedding": embedding_case,
     "goods_bias": goods_bias_case,
+    "embedding_bag_mean": embedding_bag_case,
+    "embedding_bag_sum": lambda rng, dt, **kw: embedding_bag_case(rng, dt, mean=False, **kw),
     "attention_input": attention_input_case,
     "attention_softmax": attention_softmax_case,
     "attention_split": attention_split_case,  # small: loops

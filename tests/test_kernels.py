@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import minidin.layers as L
 from minidin.gradcheck import assert_grad_close, check_array
 from tests.kernel_cases import (ALL, attention_input_case, attention_softmax_case, attention_split_case, dice_case,
-                                pooling_case)
+                                embedding_bag_case, pooling_case)
 
 KERNELS = sorted(ALL)
 F32_RTOL, F32_ATOL = 2e-5, 2e-6  # float32 agrees with float64 to about 100 ulp
@@ -74,6 +74,31 @@ def test_ragged_kernels_on_empty_and_single_histories(make, lengths):
             if t == 0:
                 assert np.all(out[b] == 0.0)
     assert_vjp(case, rng)
+
+
+@pytest.mark.parametrize("mean", [True, False])
+@pytest.mark.parametrize("lengths", [[0], [1], [0, 0, 0], [3, 0, 1], [0, 2]])
+def test_embedding_bag_on_empty_and_single_sets(mean, lengths):
+    """An empty set pools to exactly zero and gets no gradient; a one-id set is a plain lookup."""
+    rng = np.random.default_rng(4)
+    case = embedding_bag_case(rng, np.float64, lengths=lengths, mean=mean)
+    out = case.forward()
+    np.testing.assert_allclose(out, case.reference(), rtol=1e-12, atol=1e-13)
+    for m, t in enumerate(lengths):
+        if t == 0:
+            assert np.all(out[m] == 0.0)
+    assert_vjp(case, rng)
+
+
+def test_gather_sets_matches_python():
+    ids, off = np.array([3, 1, 2, 0, 0], np.int64), np.array([0, 2, 2, 5], np.int64)  # entity 1's set is empty
+    rows = np.array([2, 1, 0, 2], np.int64)
+    got_ids, got_off = L.gather_sets(rows, ids, off)
+    sets = [ids[off[e]:off[e + 1]].tolist() for e in rows]
+    assert got_ids.tolist() == [x for s in sets for x in s]
+    assert got_off.tolist() == [0, 3, 3, 5, 8]
+    e_ids, e_off = L.gather_sets(np.zeros(0, np.int64), ids, off)
+    assert e_ids.shape == (0,) and e_off.tolist() == [0]
 
 
 @pytest.mark.parametrize("M", [0, 1, 2, 7])

@@ -253,7 +253,9 @@ def test_checkpoint_round_trips_every_model_config_field(tmp_path, model):
     changed = dict(model=model, n_goods=7, n_cates=3, pooling="mean", goods_dim=3, cate_dim=2,
                    attention_units=(5, 2), attention_activation="sigmoid", attention_softmax=True,
                    attention_split=False, hidden_units=(4, 3, 2), activation="prelu", dice_momentum=0.3,
-                   dice_eps=1e-5, emb_std=0.2, goods_bias=True, dtype="float64", seed=9)
+                   dice_eps=1e-5, emb_std=0.2, goods_bias=True, dtype="float64", seed=9,
+                   fields=(minidin.FieldSpec("genres", "item", 4, 2, multi_hot=True, pooling="sum"),
+                           minidin.FieldSpec("age", "user", 3, 1), minidin.FieldSpec("hour", "context", 24, 3)))
     defaults = ModelConfig(n_goods=1, n_cates=1)
     assert {f.name for f in fields(ModelConfig)} == set(changed)
     assert all(changed[f.name] != getattr(defaults, f.name) for f in fields(ModelConfig) if f.name != "model")

@@ -7,6 +7,8 @@ the same kernel, with the window its training uses.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 from numba import njit
 
@@ -39,23 +41,57 @@ def count_presence(counts, stamp, hist_ids, hist_offsets, cand_ids, first):
             counts[j] += 1
 
 
-def _count_batches(batches, n_goods, n_cates):
+@njit(cache=True)
+def count_set_presence(counts, stamp, ids, set_offsets, row_offsets, first):
+    """counts[j] += 1 for every sample in whose sets id j appears (a schema field), once per sample.
+
+    ids, set_offsets: a bag, row r owns ids[set_offsets[r]:set_offsets[r+1]]
+    row_offsets:      (S+1,) int64, sample s owns rows [row_offsets[s], row_offsets[s+1]) (its behaviours; or
+                      the one row of its candidate, user or context: row_offsets = 0, 1, ..., S)
+    counts, stamp, first: as in ``count_presence``; a sample's history and candidate are counted by two calls
+                      with the same ``first``, so an id in both counts once
+    """
+    for s in range(row_offsets.shape[0] - 1):
+        g = first + s
+        for r in range(row_offsets[s], row_offsets[s + 1]):
+            for k in range(set_offsets[r], set_offsets[r + 1]):
+                j = ids[k]
+                if stamp[j] != g:
+                    stamp[j] = g
+                    counts[j] += 1
+
+
+def _count_batches(batches, n_goods, n_cates, fields=()):
     out = {"goods_emb": np.zeros(n_goods, np.int64), "cate_emb": np.zeros(n_cates, np.int64)}
+    for f in fields:
+        out[f.table] = np.zeros(f.vocab, np.int64)
     stamps = {t: np.full(c.shape[0], -1, np.int64) for t, c in out.items()}
     first = 0
     for b in batches:
         count_presence(out["goods_emb"], stamps["goods_emb"], b.hist_goods, b.hist_offsets, b.cand_goods, first)
         count_presence(out["cate_emb"], stamps["cate_emb"], b.hist_cates, b.hist_offsets, b.cand_cates, first)
+        each = np.arange(b.size + 1, dtype=np.int64)  # one row per sample
+        for f in fields:
+            t = f.table
+            if f.kind == "item":
+                hist, cand = b.item_fields[f.name]
+                count_set_presence(out[t], stamps[t], hist.ids, hist.offsets, b.hist_offsets, first)
+                count_set_presence(out[t], stamps[t], cand.ids, cand.offsets, each, first)
+            else:
+                bag = b.sample_fields[f.name]
+                count_set_presence(out[t], stamps[t], bag.ids, bag.offsets, each, first)
         first += b.size
     return out
 
 
-def feature_counts(train_data, n_goods=None, n_cates=None, max_history=None) -> dict:
-    """n_j for MBA: {"goods_emb": int64 (n_goods,), "cate_emb": int64 (n_cates,)}.
+def feature_counts(train_data, n_goods=None, n_cates=None, max_history=None, fields=()) -> dict:
+    """n_j for MBA: {"goods_emb": int64 (n_goods,), "cate_emb": int64 (n_cates,), "<field>_emb": ...}.
 
     ``train_data`` is a ``minidin.data.Dataset`` (its train split, within the window ``max_history``, default
-    the dataset's own; the vocabulary sizes are the dataset's) or a ``Batch`` or list of Batches (the vocabulary
-    sizes default to the largest id + 1; pass the model's).
+    the dataset's own; the vocabulary sizes are the dataset's, and every field of its schema is counted) or a
+    ``Batch`` or list of Batches (the vocabulary sizes default to the largest id + 1; pass the model's, and its
+    schema fields as ``fields``, a sequence of FieldSpec, ``model.cfg.fields``).
+    A sample counts id j once, wherever in it j appears: its history, its candidate, its profile or context.
     """
     from .dataset import Dataset
 
@@ -69,10 +105,16 @@ def feature_counts(train_data, n_goods=None, n_cates=None, max_history=None) -> 
     n_goods, n_cates = n_goods or need_g, n_cates or need_c
     if n_goods < need_g or n_cates < need_c:
         raise ValueError(f"n_goods/n_cates: the batches hold ids up to {need_g - 1} / {need_c - 1}")
-    return _count_batches(batches, n_goods, n_cates)
+    from ..config import _fields
+
+    schema = SimpleNamespace(fields=_fields("fields", fields))
+    for b in batches:  # exactly these fields, every id inside its vocabulary (ValueError names the field)
+        b.check_fields(schema)
+    fields = schema.fields
+    return _count_batches(batches, n_goods, n_cates, tuple(fields))
 
 
 def dataset_counts(dataset, split, max_history):
     """``Dataset.feature_counts``: the split in order, ``COUNT_CHUNK`` samples per batch."""
     batches = (b for _, b in dataset.batches(split, COUNT_CHUNK, max_history=max_history))
-    return _count_batches(batches, dataset.n_goods, dataset.n_cates)
+    return _count_batches(batches, dataset.n_goods, dataset.n_cates, dataset.field_specs())

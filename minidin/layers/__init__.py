@@ -12,6 +12,7 @@ from .attention import (
     attention_split_backward,
     attention_split_forward,
 )
+from .bag import embedding_bag_backward, embedding_bag_forward, gather_sets
 from .dense import dense_backward, dense_forward
 from .dice import dice_backward, dice_forward
 from .embedding import embedding_backward, embedding_forward, goods_bias_backward, goods_bias_forward, unique_rows
@@ -27,6 +28,7 @@ __all__ = [
     "dense_forward", "dense_backward",
     "dice_forward", "dice_backward",
     "embedding_forward", "embedding_backward", "unique_rows",
+    "embedding_bag_forward", "embedding_bag_backward", "gather_sets",
     "goods_bias_forward", "goods_bias_backward",
     "bce_forward", "bce_backward",
     "pooling_forward", "pooling_backward",

@@ -58,6 +58,7 @@ class FusedArch(NamedTuple):
     softmax: bool  # softmax of softmax_scale · scores within each history (attention_softmax)
     softmax_scale: float  # 1/sqrt(D)
     eps: float  # Dice's ε
+    n_user: int  # columns of FusedBatch.extra that go before [u, q, u⊙q] in the MLP input (user fields)
 
 
 class FusedParams(NamedTuple):
@@ -78,6 +79,7 @@ class FusedBatch(NamedTuple):
     hist_offsets: np.ndarray  # (B+1,) int64
     cand_goods: np.ndarray  # (B,) int64
     cand_cates: np.ndarray  # (B,) int64
+    extra: np.ndarray  # (B, E) float: the user fields' then the context fields' pooled embeddings, or (0, 0)
 
 
 @njit(cache=True, inline="always")
@@ -180,7 +182,7 @@ def _plan(batch, D, arch):
     for c in range(C):
         R = max(R, batch.hist_offsets[min(B, (c + 1) * SAMPLES_PER_CHUNK)] - batch.hist_offsets[c * SAMPLES_PER_CHUNK])
     slot = ALIGN  # room to align the slot's own start
-    for n in _slot_sizes(SAMPLES_PER_CHUNK, R, D, A, H, split):
+    for n in _slot_sizes(SAMPLES_PER_CHUNK, R, D, A, H, split, batch.extra.shape[1]):
         slot += _round_up(n)
     return split, C, A, H, R, slot
 
@@ -191,12 +193,13 @@ def _round_up(n):
 
 
 @njit(cache=True, inline="always")
-def _slot_sizes(S, R, D, A, H, split):
+def _slot_sizes(S, R, D, A, H, split, E):
     """Elements of each array carved from a slot, in carving order, for S samples with R behaviours:
     q (S, D), k (R, D), w (R,), kx (R, 2D) on the split path, qz (S, A), att_a and att_b (R, A),
-    x (S, 3D), mlp_a and mlp_b (S, H), logits (S,), wrow (2A,). ``_plan`` sizes a slot for the largest
+    x (S, E + 3D), mlp_a and mlp_b (S, H), logits (S,), wrow (2A,). ``_plan`` sizes a slot for the largest
     chunk; ``_infer_chunk`` carves its own chunk in the same order."""
-    return (S * D, R * D, R, R * 2 * D if split else 0, S * A, R * A, R * A, 3 * S * D, S * H, S * H, S, 2 * A)
+    return (S * D, R * D, R, R * 2 * D if split else 0, S * A, R * A, R * A, S * (E + 3 * D), S * H, S * H, S,
+            2 * A)
 
 
 @njit(cache=True, inline="always")
@@ -222,7 +225,9 @@ def din_infer_forward(out, batch, params, arch, probabilities, scratch, threads)
     Per sample b, with q = [Wg[cand], Wc[cand]] and behaviours k_n (paper Eq. (3), Fig. 2):
       z1_n = [q, k_n, q−k_n, q⊙k_n]·W + b = (q·(Wq + Wd) + b) + [k_n, q⊙k_n]·[Wk − Wd; Wp]
       s_n  = MLP_att(z1_n);  w = s, or softmax(scale·s);  u = Σ_n w_n k_n   (BaseModel: w = 1 or 1/T)
-      z    = MLP([u, q, u⊙q]) (+ goods_bias[cand]);  out = z or σ(z)
+      z    = MLP([e_user, u, q, u⊙q, e_context]) (+ goods_bias[cand]);  out = z or σ(z)
+    A model with schema fields passes its item embeddings as ``goods_table`` (one row per behaviour and
+    candidate, the ids 0 .. N+B−1, a zero-width ``cate_table``) and e_user, e_context in ``batch.extra``.
     Nothing is allocated inside the parallel loop. The grouping never changes a result: a chunk
     overwrites everything it reads, and chunks are fixed by the batch alone.
     Docs: docs/benchmarks.md
@@ -273,7 +278,8 @@ def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, 
     # this chunk's intermediates, carved from slot g (row 0 = the chunk's first row; each 64-byte aligned)
     base = scratch[g * slot:(g + 1) * slot]
     pos = (-(base.ctypes.data // base.itemsize)) % ALIGN
-    n = _slot_sizes(S, R, D, A, H, split)
+    E = batch.extra.shape[1]
+    n = _slot_sizes(S, R, D, A, H, split, E)
     q, pos = _carve(base, pos, n[0])  # (S, D) candidate embeddings
     k, pos = _carve(base, pos, n[1])  # (R, D) behaviour embeddings
     w, pos = _carve(base, pos, n[2])  # (R,) pooling weights
@@ -281,7 +287,7 @@ def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, 
     qz, pos = _carve(base, pos, n[4])  # the per-sample term q·(Wq+Wd) of the first attention layer
     att_a, pos = _carve(base, pos, n[5])  # ping-pong activations of the attention MLP (A: its widest layer)
     att_b, pos = _carve(base, pos, n[6])
-    x, pos = _carve(base, pos, n[7])  # (S, 3D) [u, q, u⊙q]
+    x, pos = _carve(base, pos, n[7])  # (S, E + 3D) [user fields, u, q, u⊙q, context fields]
     mlp_a, pos = _carve(base, pos, n[8])  # ping-pong activations of the main MLP (H: its widest layer)
     mlp_b, pos = _carve(base, pos, n[9])
     logits, pos = _carve(base, pos, n[10])
@@ -350,16 +356,21 @@ def _infer_chunk(c, g, out, batch, params, arch, probabilities, split, Wqd, W2, 
             lo, hi = hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo
             for n in range(lo, hi):
                 w[n] = 1.0 if arch.pool == POOL_SUM else 1.0 / (hi - lo)
-    x = x.reshape((S, 3 * D))
+    x = x.reshape((S, E + 3 * D))
+    U = arch.n_user
     for s in range(S):
         for d in range(D):
-            x[s, d] = 0.0
+            x[s, U + d] = 0.0
         for n in range(hist_offsets[b_lo + s] - r_lo, hist_offsets[b_lo + s + 1] - r_lo):
             for d in range(D):
-                x[s, d] += w[n] * k[n, d]
+                x[s, U + d] += w[n] * k[n, d]
         for d in range(D):
-            x[s, D + d] = q[s, d]
-            x[s, 2 * D + d] = x[s, d] * q[s, d]
+            x[s, U + D + d] = q[s, d]
+            x[s, U + 2 * D + d] = x[s, U + d] * q[s, d]
+        for e in range(U):
+            x[s, e] = batch.extra[b_lo + s, e]
+        for e in range(U, E):
+            x[s, 3 * D + e] = batch.extra[b_lo + s, e]
     first = arch.n_att + 1 if arch.pool == POOL_ATTENTION else 0
     _mlp_rows(x, S, first, arch.layout.shape[0] - first - 1, arch.mlp_act, params, arch, dice, mlp_a, mlp_b,
               logits)
