@@ -178,7 +178,8 @@ def cmd_train(args):
     else:
         data = load_data(args.data, _synthetic_overrides(args))
     print(f"data: {data.description.get('kind')}, {data.n_users} users, {data.n_goods} goods, "
-          f"{data.n_cates} categories; " + ", ".join(f"{k} {len(s)}" for k, s in data.splits.items()) + " samples")
+          f"{data.n_cates} categories; " + ", ".join(f"{k} {len(s)}" for k, s in data.splits.items()) + " samples"
+          + (f"; fields {', '.join(f['name'] for f in data.fields)}" if data.fields else ""))
     if not args.resume:
         print(f"model: {cfg.model}, activation {cfg.activation}, reg {cfg.reg} (lambda {cfg.reg_lambda}), "
               f"{cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}, {cfg.dtype}")
@@ -219,6 +220,14 @@ def _checkpoint_and_data(args):
     if data.n_goods > model.n_goods or data.n_cates > model.n_cates:
         raise ValueError(f"data: vocabulary ({data.n_goods} goods, {data.n_cates} categories) is larger than the "
                          f"checkpoint's ({model.n_goods}, {model.n_cates})")
+    have = {f["name"]: f for f in data.fields}
+    for f in model.cfg.fields:
+        if f.name not in have or have[f.name]["kind"] != f.kind or have[f.name]["multi_hot"] != f.multi_hot:
+            raise ValueError(f"data: the checkpoint's model takes the {f.kind} field {f.name!r}, which the data "
+                             f"does not have as such (its fields: {', '.join(have) or 'none'})")
+        if have[f.name]["vocab"] > f.vocab:
+            raise ValueError(f"data: field {f.name!r} has {have[f.name]['vocab']} values, more than the "
+                             f"checkpoint's {f.vocab}")
     # the window the run trained with (older checkpoints: its --max-history, else the dataset's own), applied to
     # a copy: the loaded dataset object is not changed
     window = meta["max_history"] if "max_history" in meta else meta.get("train_config", {}).get("max_history")
@@ -294,7 +303,11 @@ def cmd_explain(args):
 def cmd_prepare(args):
     from .data import prepare
 
-    if args.source == "amazon":
+    if args.source == "csv":
+        from .data.csv_prepare import prepare_csv
+
+        info = prepare_csv(args.out, args.schema, split=args.split, seed=args.seed, max_history=args.max_history)
+    elif args.source == "amazon":
         info = prepare.prepare_amazon(args.out, sequences=args.sequences, attributes=args.attributes,
                                       reviews=args.reviews, meta=args.meta, seed=args.seed,
                                       max_history=args.max_history)
@@ -305,6 +318,8 @@ def cmd_prepare(args):
     print(f"{args.out}: {info['n_users']} users, {info['n_goods']} goods, {info['n_cates']} categories; "
           + ", ".join(f"{k} {v['samples']} samples ({100 * (v['positive_rate'] or 0):.1f}% positive)"
                       for k, v in c.items()))
+    if info["stats"].get("fields"):
+        print(f"fields: {', '.join(info['stats']['fields'])}")
     skipped = info["stats"].get("users_skipped_fewer_than_3")
     if skipped:
         print(f"skipped {skipped} users with fewer than 3 behaviours")
@@ -408,7 +423,7 @@ def _add_commands(sub):
     bn.set_defaults(func=cmd_bench)
     _show_defaults(bn)
 
-    pr = sub.add_parser("prepare", help="turn Amazon or MovieLens files into a dataset directory",
+    pr = sub.add_parser("prepare", help="turn your CSV logs, Amazon or MovieLens files into a dataset directory",
                         description="Write a compact dataset directory (meta.json + one .npz) from public files, "
                                     "following the paper's protocols. See docs/data.md.")
     psub = pr.add_subparsers(dest="source", metavar="SOURCE", required=True)
@@ -438,6 +453,23 @@ def _add_commands(sub):
                          "attention cost grows with the window")
     ml.add_argument("--seed", type=int, default=1234, help="user split seed")
     ml.set_defaults(func=cmd_prepare)
+    cs = psub.add_parser("csv", help="your own logs: an interactions CSV, optional item and user tables, from a "
+                                     "schema file",
+                         description="Read the files a schema (JSON) names: interactions (user, item, time, "
+                                     "optional label and context columns), an optional item table (one-hot and "
+                                     "multi-hot attribute columns) and an optional user table (the profile). "
+                                     "See docs/data.md for the schema format and a worked example.")
+    cs.add_argument("--schema", metavar="SCHEMA.json", required=True, help="the schema file (paths in it are "
+                                                                           "relative to it)")
+    cs.add_argument("--out", metavar="DIR", required=True)
+    cs.add_argument("--split", choices=("last", "time", "user"), default=None,
+                    help="last: each user's last interaction is test, the second-to-last validation; time: one "
+                         "global time cut, 80/10/10; user: users split 80/10/10 (default: last without a label "
+                         "column, time with one)")
+    cs.add_argument("--max-history", type=_positive_int, default=100,
+                    help="most recent positives kept per history")
+    cs.add_argument("--seed", type=int, default=1234, help="negative sampling and user split seed")
+    cs.set_defaults(func=cmd_prepare)
 
     x = _add_checkpoint_parser(sub, "explain", help="show what a DIN checkpoint's attention learned",
                                description="Show one test sample's attention weights over its history (like the "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
-from .batch import Batch
 
 
 def _need_din(model):
@@ -37,34 +36,53 @@ def test_sample_index(dataset, sample=None, user=None):
     return int(sample)
 
 
+def _names(dataset, key):
+    """id -> original id string where the dataset keeps them (``Dataset.vocab``: prepared from CSV), else None."""
+    names = dataset.vocab.get(key)
+    return (lambda i: names[i]) if names else None
+
+
 def sample_table(model, dataset, k):
-    """Dict describing test sample k: history rows (time order) with weights, candidate, prediction."""
+    """Dict describing test sample k: history rows (time order) with weights, candidate, prediction; with
+    the original id strings (``*_id`` keys) where the dataset keeps them."""
     _need_din(model)
-    batch = dataset.batch("test", [k])
+    batch = dataset.batch("test", [k], fields=[f.name for f in model.cfg.fields])
     w = model.attention(batch)
     rel = dataset.truth.relevance(batch) if dataset.truth is not None else None
     s = dataset.splits["test"]
+    goods, cates, users = _names(dataset, "goods"), _names(dataset, "cates"), _names(dataset, "users")
     rows = [{"position": j, "goods": int(g), "cate": int(c), "weight": float(w[j]),
+             **({"goods_id": goods(g), "cate_id": cates(c)} if goods else {}),
              **({"true_relevance": float(rel[j])} if rel is not None else {})}
             for j, (g, c) in enumerate(zip(batch.hist_goods, batch.hist_cates))]
-    return {"sample": k, "user": int(s.users[k]), "candidate_goods": int(s.cand_goods[k]),
+    info = {"sample": k, "user": int(s.users[k]), "candidate_goods": int(s.cand_goods[k]),
             "candidate_cate": int(s.cand_cates[k]), "label": int(s.labels[k]),
             "predicted": float(model.predict(batch)[0]),
             "true_prob": None if s.probs is None else float(s.probs[k]), "history": rows}
+    if goods:
+        info.update(user_id=users(s.users[k]), candidate_goods_id=goods(s.cand_goods[k]),
+                    candidate_cate_id=cates(s.cand_cates[k]))
+    return info
 
 
 def format_sample(info):
-    lines = [f"test sample {info['sample']} (user {info['user']}): candidate goods {info['candidate_goods']} "
-             f"(category {info['candidate_cate']}), label {info['label']}, predicted CTR {info['predicted']:.3f}"
+    named = "candidate_goods_id" in info
+    user = f"{info['user']}" + (f" {info['user_id']!r}" if named else "")
+    cand = f"{info['candidate_goods']}" + (f" {info['candidate_goods_id']!r}" if named else "")
+    cate = f"{info['candidate_cate']}" + (f" {info['candidate_cate_id']!r}" if named else "")
+    lines = [f"test sample {info['sample']} (user {user}): candidate goods {cand} (category {cate}), label "
+             f"{info['label']}, predicted CTR {info['predicted']:.3f}"
              + (f", true CTR {info['true_prob']:.3f}" if info["true_prob"] is not None else "")]
     has_truth = info["history"] and "true_relevance" in info["history"][0]
-    lines.append(f"{'pos':>4} {'goods':>7} {'cate':>5} {'weight':>8}" + ("  true relevance" if has_truth else ""))
+    lines.append(f"{'pos':>4} {'goods':>7} {'cate':>5} {'weight':>8}" + ("  true relevance" if has_truth else "")
+                 + ("  original ids (goods, category)" if named else ""))
     top = max((abs(r["weight"]) for r in info["history"]), default=1.0) or 1.0
     for r in info["history"]:
         bar = "#" * int(round(20 * abs(r["weight"]) / top))
         same = "*" if r["cate"] == info["candidate_cate"] else " "
         lines.append(f"{r['position']:>4} {r['goods']:>7} {r['cate']:>5}{same}{r['weight']:>8.3f}"
-                     + (f"  {r['true_relevance']:>14.0f}" if has_truth else "") + f"  {bar}")
+                     + (f"  {r['true_relevance']:>14.0f}" if has_truth else "") + f"  {bar:<20}"
+                     + (f"  {r['goods_id']}, {r['cate_id']}" if named else ""))
     if not info["history"]:
         lines.append("   (empty history)")
     lines.append("(* = same category as the candidate; oldest behaviour first)")
@@ -78,7 +96,7 @@ def attention_recovery(model, dataset, batch_size=1024, seed=0):
         raise ValueError("data: attention recovery needs synthetic data (the true relevance is unknown)")
     rng = np.random.default_rng(seed)
     learned, chance, used = [], [], 0
-    for _, batch in dataset.batches("test", batch_size):
+    for _, batch in dataset.batches("test", batch_size, fields=[f.name for f in model.cfg.fields]):
         w = model.attention(batch)
         rel = dataset.truth.relevance(batch)
         rand = rng.random(w.shape[0])
@@ -107,7 +125,6 @@ def embedding_map(model, dataset, k, path):
     from .plots import plot_embedding_map
 
     s = dataset.splits["test"]
-    hist = dataset.batch("test", [k])
     E = model.params["goods_emb"].astype(np.float64)
     centred = E - E.mean(axis=0)
     _, sv, vt = np.linalg.svd(centred, full_matrices=False)
@@ -118,12 +135,10 @@ def embedding_map(model, dataset, k, path):
     else:
         good_cate = _good_categories(dataset)
     G = E.shape[0]
-    T = hist.hist_goods.shape[0]
-    batch = Batch(np.tile(hist.hist_goods, G), np.tile(hist.hist_cates, G), np.arange(G + 1) * T,
-                  np.arange(G), good_cate)
+    batch = dataset.candidates("test", k, np.arange(G), good_cate, fields=[f.name for f in model.cfg.fields])
     ctr = model.predict(batch).astype(np.float64)
     explained = (sv[:2] ** 2).sum() / max((sv ** 2).sum(), 1e-300)
-    plot_embedding_map(xy, ctr, good_cate, set(hist.hist_cates.tolist()), int(s.cand_cates[k]), path,
+    plot_embedding_map(xy, ctr, good_cate, set(batch.hist_cates.tolist()), int(s.cand_cates[k]), path,
                        title=f"goods embeddings (PCA, {100 * explained:.0f}% of variance); colour: predicted CTR "
                              f"after test sample {k}'s history")
     return {"goods": G, "explained_variance": float(explained)}

@@ -31,9 +31,14 @@ class TrainingError(RuntimeError):
     """Training cannot continue (e.g. the loss became NaN); earlier checkpoints are intact."""
 
 
-def build_model(cfg: TrainConfig, n_goods: int, n_cates: int):
-    """The model of a run's config for a dataset's vocabulary sizes."""
-    return from_config(cfg.model_config(n_goods, n_cates))
+def build_model(cfg: TrainConfig, n_goods: int, n_cates: int, schema=()):
+    """The model of a run's config for a dataset's vocabulary sizes and schema (``Dataset.fields``)."""
+    return from_config(cfg.model_config(n_goods, n_cates, schema))
+
+
+def field_names(model) -> list:
+    """The schema fields a model takes (what its batches must carry)."""
+    return [f.name for f in model.cfg.fields]
 
 
 def build_optimizer(cfg: TrainConfig, model, counts):
@@ -47,7 +52,7 @@ def predict_split(model, dataset, split, batch_size=1024, max_history=None):
     """(S,) inference-mode click probabilities for every sample of a split (``max_history``: see
     ``Dataset.batch``; None uses the dataset's own window)."""
     out = np.empty(len(dataset.splits[split]), dtype=np.float64)
-    for idx, batch in dataset.batches(split, batch_size, max_history=max_history):
+    for idx, batch in dataset.batches(split, batch_size, max_history=max_history, fields=field_names(model)):
         out[idx] = model.predict(batch)
     return out
 
@@ -103,7 +108,7 @@ def _fmt(m):
     return " ".join(f"{k} {v:.4f}" for k, v in m.items())
 
 
-def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=sys.stderr, resume_epochs=None,
+def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress="stderr", resume_epochs=None,
           force=False):
     """Train on ``dataset`` (a ``minidin.data.Dataset``); return ``(summary dict, model)``.
 
@@ -113,6 +118,7 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
             ``resume_epochs`` can raise its total number of epochs; the data must be the data it was
             trained on (compared by ``Dataset.fingerprint``)
     force:  let ``out`` replace another run's checkpoints (never anything minidin did not write)
+    progress: a stream for the progress line ("stderr": sys.stderr at the start of the run; None: none)
 
     ``out`` must not exist, be empty, or be the run being resumed; another run's checkpoints need
     ``force``; a folder minidin did not write is refused (ValueError, before anything runs).
@@ -134,7 +140,8 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
     if cfg.threads is not None:
         numba.set_num_threads(cfg.threads)
     try:
-        return _train(dataset, cfg, out, log, progress, arrays, saved)
+        # "stderr": the stream sys.stderr is when the run starts (not when this module was imported)
+        return _train(dataset, cfg, out, log, sys.stderr if progress == "stderr" else progress, arrays, saved)
     finally:
         numba.set_num_threads(threads)
 
@@ -169,9 +176,10 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
         history, best, bad_epochs, start = saved["history"], saved.get("best"), saved["bad_epochs"], saved["epoch"] + 1
         log(f"resumed from epoch {saved['epoch'] + 1} of {cfg.epochs}")
     else:
-        model = build_model(cfg, dataset.n_goods, dataset.n_cates)
+        model = build_model(cfg, dataset.n_goods, dataset.n_cates, dataset.fields)
         opt = build_optimizer(cfg, model, counts)
         rng = np.random.default_rng([cfg.seed, 1])  # shuffling stream, separate from initialisation
+    names = field_names(model)
     oracles = {s: oracle(dataset, s) for s in ("valid", "test")}
     n_train = len(dataset.splits["train"])
     train_seconds = sum(h["train_seconds"] for h in history)
@@ -192,7 +200,8 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
         bar = _Progress(progress, n_train, epoch, cfg.epochs)
         t0 = time.perf_counter()
         loss_sum, done = 0.0, 0
-        for idx, batch in dataset.batches("train", cfg.batch_size, shuffle=True, rng=rng, max_history=window):
+        for idx, batch in dataset.batches("train", cfg.batch_size, shuffle=True, rng=rng, max_history=window,
+                                          fields=names):
             loss, grads = model.loss_and_grad(batch)
             if not math.isfinite(loss):
                 raise TrainingError(f"loss became {loss} at epoch {epoch + 1}, after {done} samples "

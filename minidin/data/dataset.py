@@ -10,6 +10,18 @@ A sample is ``(user, end, cand_goods, cand_cates, label)``: its history is the
 window ``[max(0, end − max_history), end)`` of that user's sequence. Storing a
 history per sample would grow quadratically with sequence length; this layout
 grows linearly. ``Split`` holds the samples of one split (train/valid/test).
+
+A schema (``fields``: name, kind item/user/context, vocabulary, multi-hot or not)
+adds feature fields, each a ``Bag`` (CSR sets of ids) stored once per entity:
+
+    item_attrs[name]      Bag over the n_goods items    an item's brand, its genres...
+    user_attrs[name]      Bag over the n_users users    the profile
+    split.context[name]   Bag over the split's samples  hour, device...
+
+so sequences hold item ids only, and a batch gathers each behaviour's and
+candidate's attributes from ``item_attrs`` (as the official code looks a goods'
+category up through ``cate_list``). ``vocab`` keeps the original id strings of
+users, goods, categories and every field, so results map back to them.
 """
 from __future__ import annotations
 
@@ -24,7 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..batch import Batch
+from ..batch import Bag, Batch
+from ..layers.bag import gather_sets
 from ..io import atomic_write, check_output_dir, umask, write_marker
 
 SPLITS = ("train", "valid", "test")
@@ -40,6 +53,7 @@ class Split:
     cand_cates: np.ndarray  # (S,) int64
     labels: np.ndarray  # (S,) float64 in {0, 1}
     probs: np.ndarray | None = None  # (S,) float64 true click probability, or None
+    context: dict = field(default_factory=dict)  # name -> Bag over the S samples (context fields)
 
     def __len__(self):
         return int(self.users.shape[0])
@@ -58,9 +72,20 @@ class Dataset:
     max_history: int | None = None
     description: dict = field(default_factory=dict)  # how to rebuild it (JSON-serialisable)
     truth: object = None  # synthetic ground truth (relevance of behaviours), else None
+    fields: list = field(default_factory=list)  # the schema: [{"name", "kind", "vocab", "multi_hot"}], in order
+    item_attrs: dict = field(default_factory=dict)  # item field -> Bag over the n_goods items
+    user_attrs: dict = field(default_factory=dict)  # user field -> Bag over the n_users users
+    vocab: dict = field(default_factory=dict)  # "users" / "goods" / "cates" / field -> original id strings
 
     def __post_init__(self):
         self.validate()
+
+    def field_specs(self, names=None) -> tuple:
+        """The schema as FieldSpecs (``dim`` 1: the width is the model's choice), all or those ``names``."""
+        from ..config import FieldSpec
+
+        return tuple(FieldSpec(f["name"], f["kind"], f["vocab"], 1, f["multi_hot"]) for f in self.fields
+                     if names is None or f["name"] in names)
 
     @property
     def n_users(self):
@@ -109,12 +134,45 @@ class Dataset:
                     raise ValueError(f"{name}.{f}: ids must be in [0, {lim})")
             if np.any((s.labels != 0) & (s.labels != 1)):
                 raise ValueError(f"{name}.labels: must be 0 or 1")
+        self._validate_fields()
+
+    def _validate_fields(self):
+        from ..config import _fields
+
+        specs = _fields("fields", [dict(f, dim=1) for f in self.fields])  # names, kinds, vocabularies
+        where = {"item": (self.item_attrs, "item_attrs", self.n_goods), "user": (self.user_attrs, "user_attrs",
+                                                                                 self.n_users)}
+        for attrs, label, _ in where.values():
+            for name in attrs:
+                if not any(f.name == name and f.kind == label[:4] for f in specs):
+                    raise ValueError(f"{label}: {name!r} is not an {label[:4]} field of the schema")
+        for sname, s in self.splits.items():
+            for name in s.context:
+                if not any(f.name == name and f.kind == "context" for f in specs):
+                    raise ValueError(f"{sname}.context: {name!r} is not a context field of the schema")
+        for f in specs:
+            bags = ([(f"{where[f.kind][1]}[{f.name!r}]", where[f.kind][0].get(f.name), where[f.kind][2])]
+                    if f.kind != "context" else
+                    [(f"{sname}.context[{f.name!r}]", s.context.get(f.name), len(s)) for sname, s in self.splits.items()])
+            for label, bag, rows in bags:
+                if bag is None:
+                    raise ValueError(f"{label}: missing (the schema declares the field)")
+                ids, off = bag
+                if off.shape != (rows + 1,) or off[0] != 0 or off[-1] != ids.shape[0] or np.any(np.diff(off) < 0):
+                    raise ValueError(f"{label}: offsets must have {rows} + 1 entries, start at 0, be monotone and "
+                                     f"end at the number of ids")
+                if ids.size and (ids.min() < 0 or ids.max() >= f.vocab):
+                    raise ValueError(f"{label}: ids must be in [0, {f.vocab}), got range [{ids.min()}, {ids.max()}]")
+                if not f.multi_hot and np.any(np.diff(off) != 1):
+                    raise ValueError(f"{label}: a one-hot field needs exactly one id per row")
 
     # ------------------------------------------------------------------ batching
-    def batch(self, split: str, idx=None, max_history=None) -> Batch:
+    def batch(self, split: str, idx=None, max_history=None, fields=None) -> Batch:
         """The samples ``idx`` (default: all) of a split as one ``Batch``, built without per-behaviour loops.
 
         ``max_history`` overrides the dataset's own window for this call only (the dataset is never changed).
+        ``fields``: the schema fields the batch carries (a model's: ``[f.name for f in model.cfg.fields]``);
+        None: every field of the schema.
         """
         s = self.splits[split]
         idx = np.arange(len(s)) if idx is None else np.asarray(idx, dtype=np.int64)
@@ -125,12 +183,45 @@ class Dataset:
         np.cumsum(lengths, out=offsets[1:])
         # flat positions into the sequence arrays: start of each window, then 0, 1, 2, ... inside it
         pos = np.repeat(self.seq_offsets[users] + starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return Batch(self.seq_goods[pos], self.seq_cates[pos], offsets, s.cand_goods[idx], s.cand_cates[idx],
-                     s.labels[idx], users)
+        hist_goods, cand_goods = self.seq_goods[pos], s.cand_goods[idx]
+        items, samples = {}, {}
+        for f in self.fields:
+            name = f["name"]
+            if fields is not None and name not in fields:
+                continue
+            if f["kind"] == "item":
+                bag = self.item_attrs[name]
+                items[name] = (Bag(*gather_sets(hist_goods, *bag)), Bag(*gather_sets(cand_goods, *bag)))
+            else:
+                bag, rows = (self.user_attrs[name], users) if f["kind"] == "user" else (s.context[name], idx)
+                samples[name] = Bag(*gather_sets(rows, *bag))
+        if fields is not None:
+            for name in fields:
+                if name not in items and name not in samples:
+                    raise ValueError(f"fields: the data has no field {name!r} (its schema: "
+                                     f"{', '.join(f['name'] for f in self.fields) or 'none'})")
+        return Batch(hist_goods, self.seq_cates[pos], offsets, cand_goods, s.cand_cates[idx], s.labels[idx], users,
+                     items, samples)
 
-    def batches(self, split: str, batch_size: int, shuffle: bool = False, rng=None, max_history=None):
+    def candidates(self, split: str, k: int, goods, cates, fields=None, max_history=None) -> Batch:
+        """Sample ``k`` of a split (its history, user and context) once per candidate in ``goods`` (with
+        categories ``cates``): a Batch of len(goods) samples, each candidate's item fields gathered from
+        ``item_attrs``; ``fields`` and ``max_history`` as in ``batch``."""
+        goods, cates = np.asarray(goods, dtype=np.int64), np.asarray(cates, dtype=np.int64)
+        G = goods.shape[0]
+        one = self.batch(split, [k], max_history, fields)
+        T = one.hist_goods.shape[0]
+        items = {}
+        for name, (hist, _) in one.item_fields.items():
+            rows = np.tile(np.arange(T, dtype=np.int64), G)
+            items[name] = (Bag(*gather_sets(rows, *hist)), Bag(*gather_sets(goods, *self.item_attrs[name])))
+        samples = {name: Bag(*gather_sets(np.zeros(G, np.int64), *bag)) for name, bag in one.sample_fields.items()}
+        return Batch(np.tile(one.hist_goods, G), np.tile(one.hist_cates, G), np.arange(G + 1, dtype=np.int64) * T,
+                     goods, cates, None, np.repeat(one.users, G), items, samples)
+
+    def batches(self, split: str, batch_size: int, shuffle: bool = False, rng=None, max_history=None, fields=None):
         """Yield ``(idx, Batch)`` over a split; ``shuffle`` needs an explicit ``np.random.Generator``;
-        ``max_history`` as in ``batch``."""
+        ``max_history`` and ``fields`` as in ``batch``."""
         self.window(max_history)
         if batch_size < 1:
             raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
@@ -142,7 +233,7 @@ class Dataset:
             order = rng.permutation(S)
         for lo in range(0, S, batch_size):
             idx = order[lo:lo + batch_size]
-            yield idx, self.batch(split, idx, max_history)
+            yield idx, self.batch(split, idx, max_history, fields)
 
     # ------------------------------------------------------------------ statistics
     def feature_counts(self, split: str = "train", max_history=None) -> dict:
@@ -162,6 +253,15 @@ class Dataset:
         for name in sorted(self.splits):
             s = self.splits[name]
             arrays += [s.users, s.ends, s.cand_goods, s.cand_cates, s.labels]
+        if self.fields:  # a schema-free dataset keeps the fingerprint it always had
+            h.update(json.dumps(self.fields, sort_keys=True).encode())
+            for name in sorted(self.item_attrs):
+                arrays += list(self.item_attrs[name])
+            for name in sorted(self.user_attrs):
+                arrays += list(self.user_attrs[name])
+            for sname in sorted(self.splits):
+                for name in sorted(self.splits[sname].context):
+                    arrays += list(self.splits[sname].context[name])
         for a in arrays:
             a = np.ascontiguousarray(a, dtype=np.float64 if a.dtype.kind == "f" else np.int64)
             h.update(str(a.shape).encode())
@@ -171,6 +271,8 @@ class Dataset:
     def summary(self) -> dict:
         d = {"n_users": self.n_users, "n_goods": self.n_goods, "n_cates": self.n_cates,
              "behaviours": int(self.seq_goods.shape[0]), "max_history": self.max_history}
+        if self.fields:
+            d["fields"] = [dict(f) for f in self.fields]
         for name, s in self.splits.items():
             d[name] = {"samples": len(s), "positive_rate": float(s.labels.mean()) if len(s) else None}
         return d
@@ -194,7 +296,7 @@ class Dataset:
         info = dict(meta or {})
         info.update(format="minidin-dataset-1", data_file=data_file, n_goods=self.n_goods, n_cates=self.n_cates,
                     max_history=self.max_history, splits=list(self.splits), summary=self.summary(),
-                    description=self.description)
+                    description=self.description, fields=self.fields)
         text = json.dumps(info, indent=2).encode()
         if replace:
             atomic_write(os.path.join(path, data_file), self._write_arrays)
@@ -223,6 +325,13 @@ class Dataset:
                 arrays[f"{name}/{k}"] = getattr(s, k)
             if s.probs is not None:
                 arrays[f"{name}/probs"] = s.probs
+            for fname, bag in s.context.items():
+                arrays[f"{name}/context/{fname}/ids"], arrays[f"{name}/context/{fname}/offsets"] = bag
+        for group, attrs in (("item", self.item_attrs), ("user", self.user_attrs)):
+            for fname, bag in attrs.items():
+                arrays[f"{group}/{fname}/ids"], arrays[f"{group}/{fname}/offsets"] = bag
+        for key, strings in self.vocab.items():
+            arrays[f"vocab/{key}"] = np.asarray(strings, dtype=str)
         np.savez(f, **arrays)
 
     @classmethod
@@ -259,8 +368,23 @@ class Dataset:
                 labels = z[f"{name}/labels"]
                 if labels.dtype.kind not in "iuf" or labels.ndim != 1:
                     raise ValueError(f"{data_file}: {name}/labels must be a 1-D array of 0 and 1")
+                schema = meta.get("fields") or []
+                if not isinstance(schema, list) or not all(isinstance(x, dict) for x in schema):
+                    raise ValueError(f"meta.json: fields must be a list of objects, got {str(schema)[:60]}")
+                ctx = {x["name"]: Bag(ints(f"{name}/context/{x['name']}/ids"),
+                                      ints(f"{name}/context/{x['name']}/offsets"))
+                       for x in schema if x.get("kind") == "context"}
                 splits[name] = Split(*(ints(f"{name}/{f}") for f in ("users", "ends", "cand_goods", "cand_cates")),
-                                     labels.astype(np.float64), probs)
+                                     labels.astype(np.float64), probs, ctx)
+            attrs = {kind: {x["name"]: Bag(ints(f"{kind}/{x['name']}/ids"), ints(f"{kind}/{x['name']}/offsets"))
+                            for x in schema if x.get("kind") == kind} for kind in ("item", "user")}
+            vocab = {}
+            for key in z.files:
+                if key.startswith("vocab/"):
+                    a = z[key]
+                    if a.dtype.kind != "U" or a.ndim != 1:
+                        raise ValueError(f"{data_file}: {key} must be a 1-D array of strings")
+                    vocab[key[6:]] = a.tolist()
             seq = [ints(k) for k in ("seq_goods", "seq_cates", "seq_offsets")]
             n_goods, n_cates = meta["n_goods"], meta["n_cates"]
             for key, v in (("n_goods", n_goods), ("n_cates", n_cates)):
@@ -272,6 +396,7 @@ class Dataset:
         mh = meta.get("max_history") if max_history == "meta" else max_history
         try:
             desc = dict(meta.get("description") or {}, kind="prepared", path=os.path.abspath(path))
-            return cls(*seq, n_goods, n_cates, splits, mh, desc)
+            return cls(*seq, n_goods, n_cates, splits, mh, desc, fields=schema, item_attrs=attrs["item"],
+                       user_attrs=attrs["user"], vocab=vocab)
         except (ValueError, TypeError) as e:
             raise ValueError(f"data: {path} is corrupt: {e}") from None
