@@ -23,6 +23,10 @@ from minidin import __version__
 from minidin.train import TrainConfig, train
 
 RESULTS_VERSION = 1
+# The options of schema fields. A run whose model takes no schema field computes what a run did before they
+# existed, so its key leaves them out (and fingerprints the data as goods and categories alone): its cached
+# result stays valid.
+FIELD_OPTIONS = ("use_fields", "field_dim", "field_dims", "multi_hot_pooling")
 
 
 def git_commit() -> str:
@@ -48,10 +52,21 @@ def run_key(config: dict, data_sha256: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def provenance(cfg: TrainConfig, data_sha256: str) -> dict:
+def run_identity(cfg: TrainConfig, data):
+    """(key, data sha256) of the run of ``cfg`` on ``data``: the data fingerprinted as its model sees it (only
+    the schema fields it takes), the config without the field options where it takes none (FIELD_OPTIONS)."""
+    used = [f.name for f in cfg.model_config(data.n_goods, data.n_cates, data.fields).fields]
     config = cfg.to_json()
-    return {"key": run_key(config, data_sha256), "config": config, "data_sha256": data_sha256,
-            "results_version": RESULTS_VERSION, "minidin_version": __version__, "commit": COMMIT}
+    if not used:
+        config = {k: v for k, v in config.items() if k not in FIELD_OPTIONS}
+    sha = data.fingerprint(fields=used)
+    return run_key(config, sha), sha
+
+
+def provenance(cfg: TrainConfig, data) -> dict:
+    key, sha = run_identity(cfg, data)
+    return {"key": key, "config": cfg.to_json(), "data_sha256": sha, "results_version": RESULTS_VERSION,
+            "minidin_version": __version__, "commit": COMMIT}
 
 
 def read_cached(path, key):
@@ -67,7 +82,7 @@ def cached_run(path, data, config: dict, label: str):
     """The summary of ``train(data, TrainConfig(**config))``: read from ``path`` when its provenance key
     matches, else run, and saved there with its provenance."""
     cfg = TrainConfig(**config)
-    prov = provenance(cfg, data.fingerprint())
+    prov = provenance(cfg, data)
     summary = read_cached(path, prov["key"])
     if summary is not None:
         return summary

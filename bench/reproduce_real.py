@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minidin.data import Dataset  # noqa: E402
 from minidin.data.prepare import prepare_amazon, prepare_movielens  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
-from bench._cache import cached_run, read_cached, run_key  # noqa: E402
+from bench._cache import cached_run, read_cached, run_identity  # noqa: E402
 from minidin.train import TrainConfig  # noqa: E402
 
 DATASETS = {
@@ -63,7 +63,9 @@ def _path(cache, ds_name, name, reg, lam, seed):
 
 
 def _config(name, reg, lam, seed):
-    return dict(next(k for n, k in ROWS if n == name), **TRAIN, reg=reg, reg_lambda=lam, seed=seed)
+    # goods and categories only: the prepared data also carry schema fields (genres; brand, categories), which
+    # the feature-group table (bench/reproduce_fields.py) compares against this
+    return dict(next(k for n, k in ROWS if n == name), **TRAIN, reg=reg, reg_lambda=lam, seed=seed, use_fields="none")
 
 
 def _run_cell(data_dir, cache, ds_name, name, reg, lam, seed):
@@ -73,22 +75,24 @@ def _run_cell(data_dir, cache, ds_name, name, reg, lam, seed):
                       f"{ds_name:16s} {name:10s} {reg:4s} lambda={lam:<6g} seed={seed}")
 
 
-def _cached(cell, data_sha):
-    """A cell's cached summary when its provenance key matches this config, data and RESULTS_VERSION (data_sha
-    None, for --no-run without the prepared data: trust the data hash recorded in the file)."""
+def _cached(cell, data):
+    """A cell's cached summary when its provenance key matches this config, data and RESULTS_VERSION (data
+    None, for --no-run without the prepared data: trust the key recorded in the file)."""
     path = _path(*cell)
     if not os.path.exists(path):
         return None
-    if data_sha is None:
+    if data is None:
         with open(path) as f:
-            data_sha = json.load(f).get("provenance", {}).get("data_sha256", "")
-    return read_cached(path, run_key(TrainConfig(**_config(*cell[2:])).to_json(), data_sha))
+            key = json.load(f).get("provenance", {}).get("key", "")
+    else:
+        key, _ = run_identity(TrainConfig(**_config(*cell[2:])), data)
+    return read_cached(path, key)
 
 
-def _run_all(pool, data_dir, data_sha, cells, run=True):
+def _run_all(pool, data_dir, data, cells, run=True):
     """Run the cells without a valid cached result (in parallel with a pool), then return every valid cached
     cell's summary (with run=False, only what is already on disk)."""
-    todo = [c for c in cells if _cached(c, data_sha) is None]
+    todo = [c for c in cells if _cached(c, data) is None]
     if run and pool is None:
         for c in todo:
             _run_cell(data_dir, *c)
@@ -97,7 +101,7 @@ def _run_all(pool, data_dir, data_sha, cells, run=True):
             f.result()
     out = {}
     for c in cells:
-        summary = _cached(c, data_sha)
+        summary = _cached(c, data)
         if summary is not None:
             out[c] = summary
     return out
@@ -127,15 +131,15 @@ def main():
         ddir = os.path.join(args.data_dir, ds_name)
         if not args.no_run and not os.path.exists(os.path.join(ddir, "meta.json")):
             DATASETS[ds_name](args.data_root, ddir)
-        sha = Dataset.load(ddir).fingerprint() if os.path.exists(os.path.join(ddir, "meta.json")) else None
+        data = Dataset.load(ddir) if os.path.exists(os.path.join(ddir, "meta.json")) else None
         G = grid(ds_name)
         # phase 1: the unregularized rows, every seed (the main comparison, no tuning needed); phase 2: every
         # λ of the MBA grid on seed 0 (λ is chosen on validation GAUC); phase 3: the chosen λ's other seeds
-        _run_all(pool, args.data_dir, sha,
+        _run_all(pool, args.data_dir, data,
                  [(args.cache, ds_name, name, "none", 0.0, s) for name, _ in ROWS for s in range(args.seeds)],
                  not args.no_run)
         run_mba = not args.no_run and args.regs == "all"
-        tune = _run_all(pool, args.data_dir, sha, [(args.cache, ds_name, name, reg, lam, 0)
+        tune = _run_all(pool, args.data_dir, data, [(args.cache, ds_name, name, reg, lam, 0)
                                for name, _ in ROWS for reg, lams in G.items() for lam in lams], run_mba)
         chosen = {}
         for name, _ in ROWS:
@@ -144,7 +148,7 @@ def main():
                 if done:
                     chosen[(name, reg)] = max(done, key=lambda x: tune[(args.cache, ds_name, name, reg, x, 0)]
                                               ["valid"]["gauc"])
-        runs = _run_all(pool, args.data_dir, sha, [(args.cache, ds_name, name, reg, lam, s)
+        runs = _run_all(pool, args.data_dir, data, [(args.cache, ds_name, name, reg, lam, s)
                                for (name, reg), lam in chosen.items() for s in range(args.seeds)], run_mba)
         base = None
         for (name, reg), lam in chosen.items():

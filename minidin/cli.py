@@ -313,7 +313,7 @@ def cmd_prepare(args):
                                       max_history=args.max_history)
     else:
         info = prepare.prepare_movielens(args.out, args.ratings, args.movies, seed=args.seed,
-                                         max_history=args.max_history)
+                                         max_history=args.max_history, users=args.users)
     c = info["counts"]
     print(f"{args.out}: {info['n_users']} users, {info['n_goods']} goods, {info['n_cates']} categories; "
           + ", ".join(f"{k} {v['samples']} samples ({100 * (v['positive_rate'] or 0):.1f}% positive)"
@@ -444,9 +444,12 @@ def _add_commands(sub):
     ml = psub.add_parser("movielens", help="MovieLens ratings: rating >= 4 is a click, split by user",
                          description="ratings.csv + movies.csv (ml-latest-small, ml-20m, ml-25m), ratings.dat + "
                                      "movies.dat (ml-1m) or u.data + u.item (ml-100k); .gz accepted. The "
-                                     "category is the first listed genre.")
+                                     "category is the first listed genre; every genre is kept as the "
+                                     "multi-hot item field genres.")
     ml.add_argument("--ratings", metavar="FILE", required=True)
     ml.add_argument("--movies", metavar="FILE", required=True)
+    ml.add_argument("--users", metavar="FILE", help="u.user (ml-100k) or users.dat (ml-1m): adds the user profile "
+                                                    "fields gender, age (ml-1m's buckets) and occupation")
     ml.add_argument("--out", metavar="DIR", required=True)
     ml.add_argument("--max-history", type=_positive_int, default=100,
                     help="most recent ratings kept per history: some users rate thousands of movies, and the "

@@ -16,7 +16,8 @@ FIX = Path(__file__).parent / "fixtures"
 # hand-written fixtures are committed under other names, so that nothing in the repository looks like the real
 # files, and copied to their canonical names for each test.
 ML_FIXTURES = {"ratings.csv": "csv_ratings", "movies.csv": "csv_movies", "ratings.dat": "dat_ratings",
-               "movies.dat": "dat_movies", "u.data": "100k_ratings", "u.item": "100k_movies"}
+               "movies.dat": "dat_movies", "u.data": "100k_ratings", "u.item": "100k_movies", "u.user": "100k_users",
+               "users.dat": "dat_users"}
 
 
 @pytest.fixture
@@ -133,6 +134,58 @@ def test_movielens_formats_and_protocol(tmp_path, ml, ratings, movies):
     # labels follow the threshold: rating >= 4 (4.5 is a click, 3.5 is not)
     assert sum(int(s.labels.sum()) for s in ds.splits.values()) == int((raw[:, 2] >= 4).sum())
     assert ds.max_history == 100
+
+
+def test_amazon_keeps_brand_and_every_category(tmp_path):
+    amazon_seq(tmp_path / "s")
+    ds = Dataset.load(tmp_path / "s")
+    assert [(f["name"], f["multi_hot"]) for f in ds.fields] == [("brand", False), ("categories", True)]
+    goods = {g: i for i, g in enumerate(ds.vocab["goods"])}
+
+    def of(item):
+        b, c = ds.item_attrs["brand"], ds.item_attrs["categories"]
+        i = goods[item]
+        return ds.vocab["brand"][b.ids[i]], [ds.vocab["categories"][j] for j in c.ids[c.offsets[i]:c.offsets[i + 1]]]
+
+    # "10": [1, 2, 3]: 1 never follows another id, so it is the brand; "14": [2, 5] has no brand
+    assert of("10") == ("1", ["2", "3"])
+    assert of("14") == ("(no brand)", ["2", "5"])
+    assert ds.vocab["cates"][ds.seq_cates[ds.seq_goods.tolist().index(goods["10"])]] == "3"  # the leaf, as before
+    prepare_amazon(tmp_path / "r", reviews=FIX / "reviews_5.json", meta=FIX / "meta.json")
+    ds = Dataset.load(tmp_path / "r")
+    goods = {g: i for i, g in enumerate(ds.vocab["goods"])}
+    assert of("B001") == ("Rosa", ["Skin Care", "Face"])
+    assert of("B002") == ("(no brand)", ["Hair Care", "Tools"])
+
+
+@pytest.mark.parametrize("ratings,movies,users", [("ratings.dat", "movies.dat", "users.dat"),
+                                                  ("u.data", "u.item", "u.user")])
+def test_movielens_keeps_every_genre_and_the_profile(tmp_path, ml, ratings, movies, users):
+    prepare_movielens(tmp_path / "m", ml / ratings, ml / movies, users=ml / users)
+    ds = Dataset.load(tmp_path / "m")
+    assert [(f["name"], f["kind"], f["multi_hot"]) for f in ds.fields] == [
+        ("genres", "item", True), ("gender", "user", False), ("age", "user", False), ("occupation", "user", False)]
+    goods = {m: i for i, m in enumerate(ds.vocab["goods"])}
+    g = ds.item_attrs["genres"]
+    toy = goods["1"]
+    want = ["Animation", "Children's"] if ratings == "ratings.dat" else ["Animation", "Children's", "Comedy"]
+    assert [ds.vocab["genres"][j] for j in g.ids[g.offsets[toy]:g.offsets[toy + 1]]] == want  # all, not the first
+    assert ds.vocab["cates"][ds.seq_cates[ds.seq_goods.tolist().index(toy)]] == want[0]  # the category: the first
+    prof = {k: ds.user_attrs[k].ids for k in ("gender", "age", "occupation")}
+    first = ds.vocab["users"].index("1")
+    got = {k: ds.vocab[k][prof[k][first]] for k in prof}
+    assert got == ({"gender": "F", "age": "1", "occupation": "10"} if users == "users.dat" else
+                   {"gender": "M", "age": "18", "occupation": "technician"})  # ml-100k's 24 is ml-1m's 18-24
+
+
+def test_movielens_user_file_errors(tmp_path, ml):
+    (ml / "u.user").write_text("1|24|M|technician|85711\n2|x|F|other|94043\n")
+    with pytest.raises(ValueError, match=r"u.user:2: expected 'user id\|age\|gender\|occupation\|zip code'"):
+        prepare_movielens(tmp_path / "m", ml / "u.data", ml / "u.item", users=ml / "u.user")
+    (ml / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n")
+    with pytest.raises(ValueError, match=r"rating \d+ is by user 3, whom u.user does not list"):
+        prepare_movielens(tmp_path / "m", ml / "u.data", ml / "u.item", users=ml / "u.user")
+    assert not (tmp_path / "m").exists()
 
 
 def test_movielens_order_is_time_then_file(tmp_path, ml):

@@ -243,24 +243,28 @@ class Dataset:
 
         return dataset_counts(self, split, max_history)
 
-    def fingerprint(self) -> str:
-        """sha256 of the data's content (sequences, every split, vocabulary sizes, window): equal fingerprints
-        mean the same samples, whatever file or process they came from. Recorded by checkpoints and cached
-        results."""
+    def fingerprint(self, fields=None) -> str:
+        """sha256 of the data's content (sequences, every split, vocabulary sizes, window, and the schema
+        fields with their arrays): equal fingerprints mean the same samples, whatever file or process they came
+        from. Recorded by checkpoints and cached results. ``fields``: the fingerprint of the data as a model
+        taking only these fields sees it (``[]``: goods and categories alone, the fingerprint of the same data
+        without a schema)."""
         h = hashlib.sha256()
         h.update(json.dumps([self.n_goods, self.n_cates, self.max_history, sorted(self.splits)]).encode())
         arrays = [self.seq_goods, self.seq_cates, self.seq_offsets]
         for name in sorted(self.splits):
             s = self.splits[name]
             arrays += [s.users, s.ends, s.cand_goods, s.cand_cates, s.labels]
-        if self.fields:  # a schema-free dataset keeps the fingerprint it always had
-            h.update(json.dumps(self.fields, sort_keys=True).encode())
-            for name in sorted(self.item_attrs):
+        schema = [f for f in self.fields if fields is None or f["name"] in fields]
+        if schema:  # without a schema, the fingerprint a dataset always had
+            h.update(json.dumps(schema, sort_keys=True).encode())
+            names = {f["name"] for f in schema}
+            for name in sorted(set(self.item_attrs) & names):
                 arrays += list(self.item_attrs[name])
-            for name in sorted(self.user_attrs):
+            for name in sorted(set(self.user_attrs) & names):
                 arrays += list(self.user_attrs[name])
             for sname in sorted(self.splits):
-                for name in sorted(self.splits[sname].context):
+                for name in sorted(set(self.splits[sname].context) & names):
                     arrays += list(self.splits[sname].context[name])
         for a in arrays:
             a = np.ascontiguousarray(a, dtype=np.float64 if a.dtype.kind == "f" else np.int64)

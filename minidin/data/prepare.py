@@ -6,12 +6,17 @@ one negative per positive, drawn uniformly from the items the user never
 reviewed (fixed seed). The **last** step (k = n−1) is the test sample, the
 second-to-last (k = n−2) validation, and k = 1..n−3 train, so model selection
 never sees test. Users with fewer than 3 behaviours are skipped and counted.
-The category of an item is its leaf category.
+The category of an item is its leaf category; its brand (one-hot, "(no brand)"
+where it has none) and all its categories (multi-hot) are kept as the item
+fields ``brand`` and ``categories``.
 
 MovieLens (paper §6.1): a rating ≥ 4 is a click. Every rating of a user is a
 sample whose history is every movie that user rated earlier, whatever the
 rating, ordered by (timestamp, file order); a user's first rating has an empty
-history and is kept. The category is the **first** listed genre. Users are split
+history and is kept. The category is the **first** listed genre; every genre of
+a movie is kept as the multi-hot item field ``genres``, and with a user file
+(``u.user`` of ml-100k, ``users.dat`` of ml-1m) the profile as the one-hot user
+fields ``gender``, ``age`` (ml-1m's buckets) and ``occupation``. Users are split
 at random (seeded): 28% test, 10% validation, 62% train, as the paper splits
 by user (about 72% / 28%) with a validation slice of the training users.
 
@@ -32,6 +37,7 @@ import zlib
 import numpy as np
 
 from ..io import check_output_dir
+from ..batch import Bag
 from .dataset import Dataset, Split
 
 MOVIELENS_100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
@@ -105,7 +111,9 @@ def read_sequences(path):
 
 
 def read_attributes(path):
-    """item -> leaf category (the last attribute id) from an item->attribute-ids JSON object."""
+    """(item -> leaf category, item -> (brand or None, [categories])) from an item->attribute-ids JSON object
+    (S3-Rec's format: the brand first when the item has one, then every category level below the root; the
+    leaf category last). The first id is a brand when it is never a later element of any item's list."""
     try:
         with _open_text(path) as f:
             attrs = json.load(f)
@@ -122,7 +130,13 @@ def read_attributes(path):
             raise ValueError(f"{path}: item {item!r}: expected a non-empty list of attribute ids (numbers or "
                              f"strings), got {str(a)[:60]}")
         leaf[str(item)] = str(a[-1])
-    return leaf
+    later = {str(x) for a in attrs.values() for x in a[1:]}
+    extra = {}
+    for item, a in attrs.items():
+        a = [str(x) for x in a]
+        brand = a[0] if a[0] not in later else None
+        extra[str(item)] = (brand, list(dict.fromkeys(a[1:] if brand is not None else a)))
+    return leaf, extra
 
 
 def _parse_record(line, path, ln):
@@ -178,20 +192,42 @@ def read_reviews(path):
 
 
 def read_meta(path):
-    """Original Amazon metadata (asin, categories) -> asin -> leaf category ``categories[-1][-1]``."""
-    leaf = {}
+    """Original Amazon metadata (asin, categories, brand) -> (asin -> leaf category ``categories[-1][-1]``,
+    asin -> (brand or None, [every category below the root of each path])."""
+    leaf, extra = {}, {}
     for _, r in _records(path):
         try:
             leaf[str(r["asin"])] = str(r["categories"][-1][-1])
+            cats = [str(c) for p in r["categories"] for c in p[1:]]
         except (KeyError, IndexError, TypeError):
             continue  # an item without categories: an error only if a review uses it
+        brand = r.get("brand")
+        extra[str(r["asin"])] = (str(brand).strip() or None if brand is not None else None, list(dict.fromkeys(cats)))
     if not leaf:
         raise ValueError(f"{path}: no item with categories")
-    return leaf
+    return leaf, extra
 
 
-def build_amazon(seqs, leaf, seq_path, seed=1234, max_history=None, min_len=3):
-    """Dataset from user sequences [(user, [items], line)] and item -> leaf category."""
+NO_BRAND = "(no brand)"
+
+
+def _amazon_fields(item_ids, extra):
+    """The item fields brand (one-hot; items without one share the value NO_BRAND) and categories (multi-hot)."""
+    items = item_ids.tolist()
+    brands = sorted({extra[it][0] or NO_BRAND for it in items})
+    bi = {b: i for i, b in enumerate(brands)}
+    cats = sorted({c for it in items for c in extra[it][1]})
+    ci = {c: i for i, c in enumerate(cats)}
+    fields = [{"name": "brand", "kind": "item", "vocab": len(brands), "multi_hot": False},
+              {"name": "categories", "kind": "item", "vocab": max(1, len(cats)), "multi_hot": True}]
+    attrs = {"brand": Bag.one_hot(np.array([bi[extra[it][0] or NO_BRAND] for it in items], np.int64)),
+             "categories": Bag.from_sets([[ci[c] for c in extra[it][1]] for it in items])}
+    return fields, attrs, {"brand": brands, "categories": cats or ["(none)"]}
+
+
+def build_amazon(seqs, leaf, seq_path, seed=1234, max_history=None, min_len=3, extra=None):
+    """Dataset from user sequences [(user, [items], line)] and item -> leaf category; ``extra`` (item ->
+    (brand or None, [categories])) adds the item fields brand and categories."""
     kept = [(u, items, ln) for u, items, ln in seqs if len(items) >= min_len]
     skipped = len(seqs) - len(kept)
     if not kept:
@@ -248,8 +284,12 @@ def build_amazon(seqs, leaf, seq_path, seed=1234, max_history=None, min_len=3):
         labels = np.tile([1.0, 0.0], S)
         splits[name] = Split(u2, e2, cand, item_cate[cand], labels)
     desc = {"kind": "prepared", "protocol": "amazon"}
-    ds = Dataset(seq_goods, seq_cates, offsets, I, len(cate_names), splits, max_history, desc)
-    return ds, {"users_skipped_fewer_than_3": skipped, "users": U, "items": I, "categories": len(cate_names)}
+    fields, attrs, vocab = _amazon_fields(item_ids, extra) if extra is not None else ([], {}, {})
+    vocab.update(goods=item_ids.tolist(), cates=cate_names.tolist(), users=[str(u) for u, _, _ in kept])
+    ds = Dataset(seq_goods, seq_cates, offsets, I, len(cate_names), splits, max_history, desc, fields=fields,
+                 item_attrs=attrs, vocab=vocab)
+    return ds, {"users_skipped_fewer_than_3": skipped, "users": U, "items": I, "categories": len(cate_names),
+                "fields": [f["name"] for f in fields]}
 
 
 def prepare_amazon(out, sequences=None, attributes=None, reviews=None, meta=None, seed=1234, max_history=None):
@@ -257,15 +297,16 @@ def prepare_amazon(out, sequences=None, attributes=None, reviews=None, meta=None
     check_output_dir(out, "dataset")  # before any input is read: refuse a folder minidin may not write into
     dropped = 0
     if sequences and attributes and not (reviews or meta):
-        seqs, leaf, paths, fmt = read_sequences(sequences), read_attributes(attributes), (sequences, attributes), \
-            "sequences"
+        seqs, (leaf, extra), paths, fmt = read_sequences(sequences), read_attributes(attributes), \
+            (sequences, attributes), "sequences"
         seq_path = sequences
     elif reviews and meta and not (sequences or attributes):
-        (seqs, dropped), leaf, paths, fmt = read_reviews(reviews), read_meta(meta), (reviews, meta), "reviews"
+        (seqs, dropped), (leaf, extra), paths, fmt = read_reviews(reviews), read_meta(meta), (reviews, meta), \
+            "reviews"
         seq_path = reviews
     else:
         raise ValueError("amazon: give either --sequences and --attributes, or --reviews and --meta")
-    ds, stats = build_amazon(seqs, leaf, seq_path, seed=seed, max_history=max_history)
+    ds, stats = build_amazon(seqs, leaf, seq_path, seed=seed, max_history=max_history, extra=extra)
     stats["duplicate_reviews_dropped"] = dropped
     info = _meta_common(ds, stats, paths, dict(format=fmt, seed=seed, max_history=max_history))
     ds.description = dict(ds.description, path=os.path.abspath(out))
@@ -350,8 +391,8 @@ def read_ratings(path):
 
 
 def read_movies(path):
-    """movie id -> first genre, from movies.csv, movies.dat (::) or u.item (|, genre flags); a movie listed
-    twice is an error naming both lines."""
+    """movie id -> its genres (a list, the first listed first), from movies.csv, movies.dat (::) or u.item
+    (|, genre flags); a movie listed twice is an error naming both lines."""
     name = os.path.basename(str(path)).removesuffix(".gz")
     genre, where = {}, {}
 
@@ -381,8 +422,8 @@ def _read_movies(path, name, add):
                 if len(parts) < 5 + len(MOVIELENS_100K_GENRES) or not parts[0].strip().isdigit():
                     raise ValueError(f"{path}:{ln}: expected 'id|title|date|video date|url|19 genre flags'")
                 flags = parts[-len(MOVIELENS_100K_GENRES):]
-                first = next((g for g, x in zip(MOVIELENS_100K_GENRES, flags) if x.strip() == "1"), "unknown")
-                add(int(parts[0]), first, ln)
+                add(int(parts[0]), [g for g, x in zip(MOVIELENS_100K_GENRES, flags) if x.strip() == "1"]
+                    or ["unknown"], ln)
     elif name.endswith(".dat"):
         with _open_text(path, "latin-1") as f:
             for ln, line in enumerate(f, 1):
@@ -391,7 +432,7 @@ def _read_movies(path, name, add):
                 parts = line.rstrip("\n").split("::")
                 if len(parts) != 3 or not parts[0].strip().isdigit():
                     raise ValueError(f"{path}:{ln}: expected 'MovieID::Title::Genres'")
-                add(int(parts[0]), parts[2].split("|")[0].strip() or "(no genres listed)", ln)
+                add(int(parts[0]), _genres(parts[2]), ln)
     else:
         with _open_text(path) as f:
             reader = csv.reader(f)
@@ -402,14 +443,63 @@ def _read_movies(path, name, add):
                     continue
                 if len(row) != 3 or not row[0].strip().isdigit():
                     raise ValueError(f"{path}:{reader.line_num}: expected 'movieId,title,genres'")
-                add(int(row[0]), row[2].split("|")[0].strip() or "(no genres listed)", reader.line_num)
+                add(int(row[0]), _genres(row[2]), reader.line_num)
 
 
-def prepare_movielens(out, ratings, movies, seed=1234, max_history=100, test_frac=0.28, valid_frac=0.10):
-    """``minidin prepare movielens``: the paper's MovieLens protocol, split by user."""
+def _genres(cell):
+    """'Action|Crime' -> ['Action', 'Crime']; no genre -> ['(no genres listed)'] (ml-latest's own spelling)."""
+    return [g.strip() for g in cell.split("|") if g.strip()] or ["(no genres listed)"]
+
+
+ML_1M_AGES = (1, 18, 25, 35, 45, 50, 56)  # ml-1m's age buckets: under 18, 18-24, ..., 56+
+
+
+def read_users(path):
+    """user id -> {"gender", "age", "occupation"} from u.user (ml-100k: id|age|gender|occupation|zip, the age
+    put into ml-1m's buckets) or users.dat (ml-1m: UserID::Gender::Age::Occupation::Zip); ValueError names
+    file:line."""
+    name = os.path.basename(str(path)).removesuffix(".gz")
+    dat = name.endswith(".dat")
+    out = {}
+    try:
+        with _open_text(path, "latin-1") as f:
+            for ln, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                parts = [p.strip() for p in line.rstrip("\n").split("::" if dat else "|")]
+                if len(parts) == 5:
+                    uid, gender, age, occ = (parts[0], parts[1], parts[2], parts[3]) if dat else \
+                        (parts[0], parts[2], parts[1], parts[3])
+                if len(parts) != 5 or not uid.isdigit() or not age.isdigit() or gender not in ("M", "F"):
+                    raise ValueError(f"{path}:{ln}: expected "
+                                     + ("'UserID::Gender::Age::Occupation::Zip-code'" if dat else
+                                        "'user id|age|gender|occupation|zip code'") + " with gender M or F")
+                if int(uid) in out:
+                    raise ValueError(f"{path}:{ln}: user {uid} is listed twice")
+                bucket = max([b for b in ML_1M_AGES if b <= int(age)] or [1])
+                out[int(uid)] = {"gender": gender, "age": str(bucket), "occupation": occ}
+    except _READ_ERRORS as e:
+        raise _read_error(path, e) from None
+    if not out:
+        raise ValueError(f"{path}: empty file (no users)")
+    return out
+
+
+def prepare_movielens(out, ratings, movies, seed=1234, max_history=100, test_frac=0.28, valid_frac=0.10,
+                      users=None):
+    """``minidin prepare movielens``: the paper's MovieLens protocol, split by user; ``users`` (u.user or
+    users.dat) adds the profile fields."""
     check_output_dir(out, "dataset")  # before any input is read: refuse a folder minidin may not write into
     user, movie, rating, ts, dropped = read_ratings(ratings)
-    genre = read_movies(movies)
+    genres = read_movies(movies)
+    genre = {m: g[0] for m, g in genres.items()}
+    profile = read_users(users) if users else None
+    if profile is not None:
+        missing = ~np.isin(user, np.array(sorted(profile), dtype=np.int64))
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise ValueError(f"{ratings}: rating {i + 1} is by user {user[i]}, whom {os.path.basename(users)} does "
+                             f"not list")
     known = np.array(sorted(genre), dtype=np.int64)
     missing = ~np.isin(movie, known)
     if missing.any():
@@ -441,12 +531,30 @@ def prepare_movielens(out, ratings, movies, seed=1234, max_history=100, test_fra
     for k, name in enumerate(("train", "valid", "test")):
         m = which[u] == k
         splits[name] = Split(u[m], pos_in_user[m], goods[m], movie_cate[goods[m]], labels[m])
+    # every genre of a movie: the multi-hot item field "genres"; the profile: one-hot user fields
+    all_genres = sorted({g for m in movie_ids.tolist() for g in genres[m]})
+    gi = {g: i for i, g in enumerate(all_genres)}
+    fields = [{"name": "genres", "kind": "item", "vocab": len(all_genres), "multi_hot": True}]
+    item_attrs = {"genres": Bag.from_sets([[gi[g] for g in genres[m]] for m in movie_ids.tolist()])}
+    vocab = {"goods": [str(m) for m in movie_ids.tolist()], "users": [str(x) for x in user_ids.tolist()],
+             "cates": genre_names.tolist(), "genres": all_genres}
+    user_attrs = {}
+    if profile is not None:
+        for key in ("gender", "age", "occupation"):
+            values = sorted({profile[x][key] for x in user_ids.tolist()}, key=lambda v: (len(v), v))
+            index = {v: i for i, v in enumerate(values)}
+            fields.append({"name": key, "kind": "user", "vocab": len(values), "multi_hot": False})
+            user_attrs[key] = Bag.one_hot(np.array([index[profile[x][key]] for x in user_ids.tolist()], np.int64))
+            vocab[key] = values
     ds = Dataset(goods.astype(np.int64), movie_cate[goods], offsets, movie_ids.shape[0], genre_names.shape[0],
-                 splits, max_history, {"kind": "prepared", "protocol": "movielens", "path": os.path.abspath(out)})
+                 splits, max_history, {"kind": "prepared", "protocol": "movielens", "path": os.path.abspath(out)},
+                 fields=fields, item_attrs=item_attrs, user_attrs=user_attrs, vocab=vocab)
     stats = {"users": int(U), "items": int(movie_ids.shape[0]), "categories": int(genre_names.shape[0]),
-             "ratings": int(u.shape[0]), "category": "first listed genre", "duplicate_ratings_dropped": dropped}
-    info = _meta_common(ds, stats, (ratings, movies), dict(seed=seed, max_history=max_history, test_frac=test_frac,
-                                                           valid_frac=valid_frac, click="rating >= 4.0"))
+             "ratings": int(u.shape[0]), "category": "first listed genre", "duplicate_ratings_dropped": dropped,
+             "fields": [f["name"] for f in fields]}
+    info = _meta_common(ds, stats, (ratings, movies) + ((users,) if users else ()),
+                        dict(seed=seed, max_history=max_history, test_frac=test_frac, valid_frac=valid_frac,
+                             click="rating >= 4.0"))
     ds.save(out, meta=info)
     return info
 
