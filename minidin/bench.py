@@ -2,7 +2,9 @@
 
 Histories are drawn lognormal with mean 9 and a long tail (p99 ≈ 48, capped at
 100), the shape of real review histories; the model is the core defaults
-(goods 64 + category 64, attention 80-40, MLP 200-80, Dice, float32). Training
+(goods 64 + category 64, attention 80-40, MLP 200-80, Dice, float32), and the
+same model with a schema (``SCHEMA``: a multi-hot item field and two one-hot user
+fields) beside it. Training
 is forward + backward + a SparseAdagrad step with the data already in memory.
 Timings are medians over repeated passes; report ratios measured side by side in
 one run rather than absolute numbers on a shared machine.
@@ -14,8 +16,8 @@ import time
 import numba
 import numpy as np
 
-from .batch import Batch
-from .config import PEAK_GFLOPS
+from .batch import Bag, Batch
+from .config import PEAK_GFLOPS, FieldSpec
 from .model import DIN
 from .optim import SparseAdagrad
 
@@ -25,14 +27,29 @@ def lognormal_lengths(rng, n, mean=9.0, sigma=0.89, cap=100):
     return np.clip(np.rint(rng.lognormal(mu, sigma, n)), 1, cap).astype(np.int64)
 
 
-def make_batches(rng, batch_size, n_batches, n_goods, n_cates):
+# the schema row of ``minidin bench``: genres-like sets of 1-3 of 20 values per item, and two user fields
+SCHEMA = (FieldSpec("genres", "item", 20, 16, multi_hot=True), FieldSpec("gender", "user", 2, 16),
+          FieldSpec("age", "user", 7, 16))
+
+
+def _random_bag(rng, f, rows):
+    if not f.multi_hot:
+        return Bag.one_hot(rng.integers(0, f.vocab, rows))
+    lengths = rng.integers(1, 4, rows)
+    return Bag(rng.integers(0, f.vocab, int(lengths.sum())), np.r_[0, np.cumsum(lengths)].astype(np.int64))
+
+
+def make_batches(rng, batch_size, n_batches, n_goods, n_cates, fields=()):
+    """Random batches with lognormal histories; ``fields``: the schema fields every batch carries."""
     out = []
     for _ in range(n_batches):
         lens = lognormal_lengths(rng, batch_size)
         N = int(lens.sum())
+        items = {f.name: (_random_bag(rng, f, N), _random_bag(rng, f, batch_size)) for f in fields if f.kind == "item"}
+        samples = {f.name: _random_bag(rng, f, batch_size) for f in fields if f.kind != "item"}
         out.append(Batch(rng.integers(0, n_goods, N), rng.integers(0, n_cates, N), np.r_[0, np.cumsum(lens)],
                          rng.integers(0, n_goods, batch_size), rng.integers(0, n_cates, batch_size),
-                         rng.integers(0, 2, batch_size)))
+                         rng.integers(0, 2, batch_size), None, items, samples))
     return out
 
 
@@ -61,7 +78,7 @@ def dense_macs_per_sample(cfg, mean_history):
         units = list(cfg.attention_units) + [1]
         first = (D + 2 * D * mean_history) if cfg.attention_split else 4 * D * mean_history
         macs += first * units[0] + mean_history * sum(a * b for a, b in zip(units[:-1], units[1:]))
-    widths = [3 * D] + list(cfg.hidden_units) + [1]
+    widths = [cfg.mlp_width] + list(cfg.hidden_units) + [1]
     macs += sum(a * b for a, b in zip(widths[:-1], widths[1:]))
     return macs
 
@@ -93,13 +110,15 @@ def dataset_batches(dataset, batch_size, n_batches, rng):
 
 
 def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, seed=0, n_goods=10000, n_cates=200,
-        compare=True, lr=0.01, dataset=None, peak_gflops=PEAK_GFLOPS):
+        compare=True, lr=0.01, dataset=None, peak_gflops=PEAK_GFLOPS, schema=True):
     """Throughput rows and one-sample latency, minidin and (if installed and ``compare``) PyTorch side by side.
 
     ``ceiling_pct`` is the training rate's useful FLOPs (``flops_per_sample`` of the model at the timed batches'
     mean history length) as a percentage of ``peak_gflops``.
     Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct[, torch_train_sps, torch_infer_sps,
-    train_ratio, infer_ratio]}], "latency_us", "torch_latency_us", "agreement", ...}. Before any timing the
+    train_ratio, infer_ratio]}], "schema_rows": [{batch, threads, train_sps, infer_sps, train_vs_default,
+    infer_vs_default}] (``schema``: the model with SCHEMA's fields, at the most threads, on random histories),
+    "latency_us", "torch_latency_us", "agreement", ...}. Before any timing the
     torch twin gets minidin's weights and its loss and gradients must agree (else ValueError).
     """
     rng = np.random.default_rng(seed)
@@ -147,6 +166,8 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
                     row["infer_ratio"] = row["infer_sps"] / row["torch_infer_sps"]
                 rows.append(row)
         numba.set_num_threads(max(threads))
+        schema_rows = _schema_rows(rows, batch_sizes, max(threads), samples, repeats, seed, n_goods, n_cates, lr) \
+            if schema else []
         one = Batch(rng.integers(0, n_goods, 9), rng.integers(0, n_cates, 9), [0, 9], [1], [1])
         latency = _latency(model.predict, one)
         torch_latency = None
@@ -157,12 +178,35 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         numba.set_num_threads(default_threads)
         if bt is not None:
             torch.set_num_threads(torch_threads)
-    return {"rows": rows, "latency_us": latency, "torch_latency_us": torch_latency, "threads_max": max(threads),
+    return {"rows": rows, "schema_rows": schema_rows, "latency_us": latency, "torch_latency_us": torch_latency, "threads_max": max(threads),
             "agreement": agreement, "torch": None if bt is None else torch.__version__,
             "model": model.config(),
             "histories": ("lognormal, mean 9, capped at 100" if dataset is None else "a prepared dataset's train split")
             + f"; timed batches' mean length {np.mean(lengths):.1f}, max {np.max(lengths)}",
             "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(lengths))), "peak_gflops": peak_gflops}
+
+
+def _schema_rows(rows, batch_sizes, threads, samples, repeats, seed, n_goods, n_cates, lr):
+    """Training and inference rates of the default model with SCHEMA's fields, against the default model's own
+    row at the same batch size and thread count (measured just before, in the same run)."""
+    model = DIN(n_goods=n_goods, n_cates=n_cates, seed=seed, fields=SCHEMA)
+    opt = SparseAdagrad(model.params, lr=lr, initial_accumulator_value=0.1)
+
+    def train_step(b):
+        _, g = model.loss_and_grad(b)
+        opt.step(g)
+
+    rng, out = np.random.default_rng(seed + 2), []
+    for B in batch_sizes:
+        batches = make_batches(rng, B, max(1, samples // B), n_goods, n_cates, SCHEMA)
+        row = {"batch": B, "threads": threads, "train_sps": _rate(train_step, batches, repeats),
+               "infer_sps": _rate(model.predict, batches, repeats)}
+        ref = next((r for r in rows if r["batch"] == B and r["threads"] == threads), None)
+        if ref is not None:
+            row["train_vs_default"] = row["train_sps"] / ref["train_sps"]
+            row["infer_vs_default"] = row["infer_sps"] / ref["infer_sps"]
+        out.append(row)
+    return out
 
 
 def _latency(fn, one, n=300):
@@ -192,6 +236,13 @@ def format_table(res):
     if torch:
         lat += f", torch {res['torch_latency_us']:.0f} µs"
     lines.append(lat)
+    if res.get("schema_rows"):
+        lines.append("with a schema (" + ", ".join(f"{f.name}: {f.kind}, {'multi' if f.multi_hot else 'one'}-hot"
+                                                    for f in SCHEMA) + "; each 16 wide), against the rows above:")
+        for r in res["schema_rows"]:
+            lines.append(f"{r['batch']:>6} {r['threads']:>7} {r['train_sps']:>9,.0f} {r['infer_sps']:>9,.0f}   "
+                         f"train {r.get('train_vs_default', float('nan')):.2f}×, infer "
+                         f"{r.get('infer_vs_default', float('nan')):.2f}× the default model's")
     lines.append(f"% ceiling: train samples/s × training FLOPs per sample ({res['flop_per_sample'] / 1e6:.2f} MFLOP at "
                  f"the timed histories' mean length, from the model's config) / {res['peak_gflops']:.0f} GFLOP/s "
                  "(--peak-gflops)")

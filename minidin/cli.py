@@ -348,6 +348,7 @@ def cmd_bench(args):
         from .data import Dataset
         dataset = Dataset.load(args.data)
     res = run(args.batch_sizes, args.threads, samples=args.samples, repeats=args.repeats, compare=not args.no_torch,
+              schema=not args.no_schema,
               dataset=dataset, peak_gflops=args.peak_gflops)
     print(format_table(res))
     if args.json:
@@ -417,6 +418,8 @@ def _add_commands(sub):
     bn.add_argument("--peak-gflops", type=_positive_float, default=PEAK_GFLOPS,
                     help="the machine's float32 GEMM peak, the denominator of '%% ceiling' (the default is a 2-core "
                          "Zen 4 machine with AVX-512)")
+    bn.add_argument("--no-schema", action="store_true",
+                    help="skip the rows of the model with a schema (a multi-hot item field, two user fields)")
     bn.add_argument("--no-torch", action="store_true",
                     help="skip the PyTorch side-by-side columns even when torch is installed")
     bn.add_argument("--json", metavar="PATH", default=None)

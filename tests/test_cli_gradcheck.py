@@ -51,4 +51,7 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
                  "--json", str(p)]) == 0
     res = json.loads(p.read_text())
     assert res["rows"][0]["batch"] == 4 and res["rows"][0]["train_sps"] > 0 and res["latency_us"] > 0
-    assert "train samples/s" in capsys.readouterr().out
+    schema = res["schema_rows"][0]
+    assert schema["batch"] == 4 and schema["train_sps"] > 0 and schema["train_vs_default"] > 0
+    out = capsys.readouterr().out
+    assert "train samples/s" in out and "with a schema (genres: item, multi-hot, gender: user" in out

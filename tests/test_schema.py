@@ -260,3 +260,55 @@ def test_bad_field_specs_are_named():
         minidin.ModelConfig(n_goods=2, n_cates=2, fields=[minidin.FieldSpec("a", "user", 2, 2)] * 2)
     with pytest.raises(ValueError, match=r"fields\['a'\].vocab: must be in"):
         minidin.FieldSpec("a", "user", 0, 2)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_split_and_clear_first_attention_layer_agree_with_a_schema(act):
+    """The split first layer (default) and the (N, 4D) input give the same logits and gradients on the wider D."""
+    schema = full_schema()
+    a = make("din", act, False, schema)
+    b = make("din", act, False, schema, attention_split=False)
+    spread(a, np.random.default_rng(7))
+    b.params.dense[...] = a.params.dense
+    for t in a.params.tables:
+        b.params[t][...] = a.params[t]
+    batch = fixed_batch(schema)
+    np.testing.assert_allclose(a.logits(batch, fused=False), b.logits(batch, fused=False), rtol=1e-12, atol=1e-12)
+    _, ga = a.loss_and_grad(batch, update_stats=False)
+    _, gb = b.loss_and_grad(batch, update_stats=False)
+    np.testing.assert_allclose(ga.dense, gb.dense, rtol=1e-10, atol=1e-12)
+    for t in a.params.tables:
+        np.testing.assert_allclose(dense(ga[t]), dense(gb[t]), rtol=1e-10, atol=1e-12)
+
+
+def test_dataset_counts_cover_every_field(tmp_path):
+    """MBA's n_j from a dataset with a schema: every field's table, counted once per training sample."""
+    import shutil
+    from pathlib import Path
+
+    from minidin.data import Dataset
+    from minidin.data.csv_prepare import prepare_csv
+
+    src = Path(__file__).parent / "fixtures" / "csv"
+    shutil.copytree(src, tmp_path / "logs")
+    prepare_csv(tmp_path / "d", tmp_path / "logs" / "schema.json")
+    ds = Dataset.load(tmp_path / "d")
+    counts = ds.feature_counts()
+    assert set(counts) == {"goods_emb", "cate_emb"} | {f"{f['name']}_emb" for f in ds.fields}
+    S = len(ds.splits["train"])
+    b = ds.batch("train")
+    for f in ds.fields:
+        want = np.zeros(f["vocab"], np.int64)
+        for k in range(S):
+            present = set()
+            if f["kind"] == "item":
+                hist, cand = b.item_fields[f["name"]]
+                for r in list(range(b.hist_offsets[k], b.hist_offsets[k + 1])):
+                    present |= set(hist.ids[hist.offsets[r]:hist.offsets[r + 1]].tolist())
+                present |= set(cand.ids[cand.offsets[k]:cand.offsets[k + 1]].tolist())
+            else:
+                bag = b.sample_fields[f["name"]]
+                present |= set(bag.ids[bag.offsets[k]:bag.offsets[k + 1]].tolist())
+            for j in present:
+                want[j] += 1
+        np.testing.assert_array_equal(counts[f"{f['name']}_emb"], want, err_msg=f["name"])

@@ -42,14 +42,16 @@ def count_presence(counts, stamp, hist_ids, hist_offsets, cand_ids, first):
 
 
 @njit(cache=True)
-def count_set_presence(counts, stamp, ids, set_offsets, row_offsets, first):
+def count_set_presence(counts, stamp, ids, set_offsets, row_offsets, cand_ids, cand_offsets, first):
     """counts[j] += 1 for every sample in whose sets id j appears (a schema field), once per sample.
 
-    ids, set_offsets: a bag, row r owns ids[set_offsets[r]:set_offsets[r+1]]
-    row_offsets:      (S+1,) int64, sample s owns rows [row_offsets[s], row_offsets[s+1]) (its behaviours; or
-                      the one row of its candidate, user or context: row_offsets = 0, 1, ..., S)
-    counts, stamp, first: as in ``count_presence``; a sample's history and candidate are counted by two calls
-                      with the same ``first``, so an id in both counts once
+    ids, set_offsets:        a bag over rows: row r owns ids[set_offsets[r]:set_offsets[r+1]]
+    row_offsets:             (S+1,) int64, sample s owns rows [row_offsets[s], row_offsets[s+1]): its behaviours
+                             (item field), or its one row (user / context field: row_offsets = 0, 1, ..., S)
+    cand_ids, cand_offsets:  a second bag with one row per sample, counted with it: the candidate's set of an
+                             item field (an empty bag for user and context fields)
+    counts, stamp, first:    as in ``count_presence``
+    A sample's rows and its candidate are counted in one pass: an id in both counts once.
     """
     for s in range(row_offsets.shape[0] - 1):
         g = first + s
@@ -59,6 +61,11 @@ def count_set_presence(counts, stamp, ids, set_offsets, row_offsets, first):
                 if stamp[j] != g:
                     stamp[j] = g
                     counts[j] += 1
+        for k in range(cand_offsets[s], cand_offsets[s + 1]):
+            j = cand_ids[k]
+            if stamp[j] != g:
+                stamp[j] = g
+                counts[j] += 1
 
 
 def _count_batches(batches, n_goods, n_cates, fields=()):
@@ -71,15 +78,16 @@ def _count_batches(batches, n_goods, n_cates, fields=()):
         count_presence(out["goods_emb"], stamps["goods_emb"], b.hist_goods, b.hist_offsets, b.cand_goods, first)
         count_presence(out["cate_emb"], stamps["cate_emb"], b.hist_cates, b.hist_offsets, b.cand_cates, first)
         each = np.arange(b.size + 1, dtype=np.int64)  # one row per sample
+        none = (np.zeros(0, np.int64), np.zeros(b.size + 1, np.int64))  # an empty set per sample
         for f in fields:
             t = f.table
             if f.kind == "item":
                 hist, cand = b.item_fields[f.name]
-                count_set_presence(out[t], stamps[t], hist.ids, hist.offsets, b.hist_offsets, first)
-                count_set_presence(out[t], stamps[t], cand.ids, cand.offsets, each, first)
+                count_set_presence(out[t], stamps[t], hist.ids, hist.offsets, b.hist_offsets, cand.ids, cand.offsets,
+                                   first)
             else:
                 bag = b.sample_fields[f.name]
-                count_set_presence(out[t], stamps[t], bag.ids, bag.offsets, each, first)
+                count_set_presence(out[t], stamps[t], bag.ids, bag.offsets, each, *none, first)
         first += b.size
     return out
 
