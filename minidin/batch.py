@@ -297,3 +297,98 @@ class Batch:
 
     def __len__(self):
         return self.size
+
+
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """Candidate items per history, for ranking (``model.score``): history b's candidates are
+    ``goods[offsets[b]:offsets[b+1]]`` (with their categories and item fields), in CSR form.
+
+    goods, cates  (K,)    int64
+    offsets       (B+1,)  int64
+    item_fields   {name: Bag over the K candidates}   the model's item fields (a schema model only)
+    """
+
+    goods: np.ndarray
+    cates: np.ndarray
+    offsets: np.ndarray
+    item_fields: dict
+
+    def __init__(self, goods, cates, offsets, item_fields=None):
+        goods = _as_int_array("candidates.goods", goods)
+        K = goods.shape[0]
+        object.__setattr__(self, "goods", goods)
+        object.__setattr__(self, "cates", _as_int_array("candidates.cates", cates))
+        object.__setattr__(self, "offsets", _as_int_array("candidates.offsets", offsets))
+        if self.cates.shape[0] != K:
+            raise ValueError(f"candidates.cates: length {self.cates.shape[0]} disagrees with goods length {K}")
+        off = self.offsets
+        if off.shape[0] < 1 or off[0] != 0 or off[-1] != K or np.any(np.diff(off) < 0):
+            raise ValueError(f"candidates.offsets: must start at 0, be monotone and end at len(goods) = {K}")
+        for name in ("goods", "cates"):
+            arr = getattr(self, name)
+            if arr.size and arr.min() < 0:
+                raise ValueError(f"candidates.{name}: negative id {arr.min()}")
+        object.__setattr__(self, "item_fields", {f: as_bag(f"candidates.item_fields[{f!r}]", v, K)
+                                                 for f, v in _field_dict("item_fields", item_fields).items()})
+
+    @classmethod
+    def from_lists(cls, goods, cates, item_fields=None) -> "Candidates":
+        """Per-history lists: ``goods=[[4, 2, 7], [1]]``; ``item_fields={name: [[sets of history 0's
+        candidates...], ...]}`` (an id or a list of ids per candidate)."""
+        if len(goods) != len(cates) or any(len(g) != len(c) for g, c in zip(goods, cates)):
+            raise ValueError("candidates.cates: one category per candidate goods")
+        offsets = np.zeros(len(goods) + 1, dtype=np.int64)
+        np.cumsum([len(g) for g in goods], out=offsets[1:])
+        fields = {f: [x for per in v for x in per] for f, v in (item_fields or {}).items()}
+        return cls([x for g in goods for x in g], [x for c in cates for x in c], offsets, fields)
+
+    def check(self, config) -> None:
+        """Raise ValueError unless every id is inside the vocabularies of ``config`` (a ModelConfig) and the
+        candidates carry exactly its item fields."""
+        for name, limit in (("goods", config.n_goods), ("cates", config.n_cates)):
+            arr = getattr(self, name)
+            if arr.size and arr.max() >= limit:
+                i = int(np.argmax(arr))
+                raise ValueError(f"candidates.{name}: id {arr[i]} at position {i} is out of range for a vocabulary "
+                                 f"of {limit}")
+        want = {f.name: f for f in config.fields if f.kind == "item"}
+        for name in self.item_fields:
+            if name not in want:
+                raise ValueError(f"candidates.item_fields: the model's schema has no item field {name!r}")
+        for name, f in want.items():
+            if name not in self.item_fields:
+                raise ValueError(f"candidates.item_fields: no field {name!r}, which the model's schema needs")
+            bag = self.item_fields[name]
+            if not f.multi_hot and np.any(np.diff(bag.offsets) != 1):
+                raise ValueError(f"candidates.item_fields[{name!r}]: a one-hot field needs exactly one id per row")
+            if bag.ids.size and bag.ids.max() >= f.vocab:
+                raise ValueError(f"candidates.item_fields[{name!r}]: id {bag.ids.max()} is out of range for a "
+                                 f"vocabulary of {f.vocab}")
+
+    @property
+    def size(self) -> int:
+        """K, the number of candidates over every history."""
+        return int(self.goods.shape[0])
+
+    def expand(self, batch: "Batch") -> "Batch":
+        """The (history, candidate) pairs as one Batch of K samples: history b repeated once per candidate, with
+        its user and context (the clear reference ``model.score`` is tested against)."""
+        B = batch.size
+        if self.offsets.shape[0] != B + 1:
+            raise ValueError(f"candidates.offsets: {self.offsets.shape[0] - 1} histories, but the batch has {B}")
+        from .layers.bag import gather_sets
+
+        owner = np.repeat(np.arange(B, dtype=np.int64), np.diff(self.offsets))  # history of each candidate
+        lengths = np.diff(batch.hist_offsets)[owner]
+        offsets = np.zeros(owner.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        rows = np.repeat(batch.hist_offsets[owner] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        items = {f: (Bag(*gather_sets(rows, *hist)), self.item_fields[f]) for f, (hist, _) in batch.item_fields.items()
+                 if f in self.item_fields}
+        for f in batch.item_fields:
+            if f not in self.item_fields:
+                raise ValueError(f"candidates.item_fields: no field {f!r}, which the batch's histories carry")
+        samples = {f: Bag(*gather_sets(owner, *bag)) for f, bag in batch.sample_fields.items()}
+        return Batch(batch.hist_goods[rows], batch.hist_cates[rows], offsets, self.goods, self.cates, None,
+                     batch.users[owner], items, samples)

@@ -8,6 +8,12 @@
   official code weights users equally and counts ties as losses; this is the
   paper's definition.
 - ``rela_impr`` (paper §6.3): ((metric_model − 0.5) / (metric_base − 0.5) − 1) × 100 %.
+- Ranking (``positive_ranks``, ``ranking_metrics``): each user's held-out positive is
+  ranked among its candidates; rank = 1 + the number of candidates scoring **at
+  least** as high, so a tie counts against the positive (a model that scores
+  everything equal gets the worst rank, not a lucky one). HR@K = share of users
+  with rank ≤ K; NDCG@K = mean of 1/log2(rank + 1) over users with rank ≤ K (one
+  relevant item: the ideal DCG is 1); MRR = mean of 1/rank.
 """
 from __future__ import annotations
 
@@ -76,6 +82,46 @@ def logloss(labels, probs, eps: float = 1e-15) -> float:
         raise ValueError("probs: must lie in [0, 1]")
     p = np.clip(probs, eps, 1 - eps)
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log1p(-p)))
+
+
+def positive_ranks(pos_scores, neg_scores, offsets=None) -> np.ndarray:
+    """(U,) int64 rank of each user's positive among its candidates (1 = first); a tie counts against it.
+
+    pos_scores: (U,) the positive's score per user
+    neg_scores: (U, n) a matrix, or with ``offsets`` (U+1,) a flat array of each user's candidates (CSR)
+    """
+    pos = np.asarray(pos_scores, dtype=np.float64).ravel()
+    neg = np.asarray(neg_scores, dtype=np.float64)
+    if offsets is None:
+        if neg.ndim != 2 or neg.shape[0] != pos.shape[0]:
+            raise ValueError(f"neg_scores: expected ({pos.shape[0]}, n), got shape {neg.shape}")
+        if np.any(np.isnan(pos)) or np.any(np.isnan(neg)):
+            raise ValueError("scores: contain NaN")
+        return 1 + np.sum(neg >= pos[:, None], axis=1).astype(np.int64)
+    off = np.asarray(offsets, dtype=np.int64).ravel()
+    neg = neg.ravel()
+    if off.shape[0] != pos.shape[0] + 1 or off[0] != 0 or off[-1] != neg.shape[0] or np.any(np.diff(off) < 0):
+        raise ValueError("offsets: must have one entry per user + 1, start at 0, be monotone and end at len(neg_scores)")
+    if np.any(np.isnan(pos)) or np.any(np.isnan(neg)):
+        raise ValueError("scores: contain NaN")
+    ahead = (neg >= np.repeat(pos, np.diff(off))).astype(np.int64)
+    return 1 + np.add.reduceat(np.r_[ahead, 0], off[:-1]) * (np.diff(off) > 0)
+
+
+def ranking_metrics(ranks, hr_ks=(1, 5, 10), ndcg_ks=(5, 10)) -> dict:
+    """{"hr@K" for K in hr_ks, "ndcg@K" for K in ndcg_ks, "mrr", "users"} from positive ranks
+    (``positive_ranks``)."""
+    r = np.asarray(ranks, dtype=np.float64).ravel()
+    if r.size == 0:
+        raise ValueError("ranks: no user to rank")
+    if np.any(r < 1) or np.any(r != np.floor(r)):
+        raise ValueError("ranks: must be whole numbers >= 1")
+    out = {f"hr@{k}": float((r <= k).mean()) for k in hr_ks}
+    for k in ndcg_ks:
+        out[f"ndcg@{k}"] = float(np.where(r <= k, 1.0 / np.log2(r + 1.0), 0.0).mean())
+    out["mrr"] = float((1.0 / r).mean())
+    out["users"] = int(r.size)
+    return out
 
 
 def _rankdata(*args, **kwargs):

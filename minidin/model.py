@@ -46,7 +46,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from .batch import Batch
+from .batch import Bag, Batch
 from .layers import (
     embedding_bag_backward,
     embedding_bag_forward,
@@ -592,6 +592,81 @@ class DeepInterestModel:
         p = np.empty((z.shape[0], 1), dtype=self.dtype)
         sigmoid_forward(p, z.reshape(-1, 1))
         return p[:, 0]
+
+    def score(self, batch: Batch, candidates, probabilities=True, fused=True) -> np.ndarray:
+        """(K,) scores of every (history, candidate) pair, in inference mode: candidate j of history b at
+        ``candidates.offsets[b] + j``. Probabilities by default, logits with ``probabilities=False``.
+
+        batch:      B histories (with their user and context fields); its own candidates are not scored
+        candidates: ``minidin.batch.Candidates``, per history a CSR list of candidate items (with the model's
+                    item fields)
+        What depends on the history alone (its embeddings, k·(Wk − Wd)) is computed once per history, what
+        depends on a candidate alone once per distinct item (``layers.score``); ``fused=False`` runs the
+        per-layer kernels on the expanded pairs instead (``candidates.expand(batch)``, the clear reference).
+        """
+        from .batch import Candidates
+
+        if not isinstance(candidates, Candidates):
+            raise TypeError(f"candidates: expected minidin.batch.Candidates, got {type(candidates).__name__}")
+        self._check_batch(batch, need_labels=False)
+        if candidates.offsets.shape[0] != batch.size + 1:
+            raise ValueError(f"candidates.offsets: {candidates.offsets.shape[0] - 1} histories, but the batch has "
+                             f"{batch.size}")
+        if candidates.size == 0:
+            return np.zeros(0, dtype=self.dtype)
+        pairs = candidates.expand(batch) if not fused else None
+        if pairs is not None:
+            return self.predict(pairs, fused=False) if probabilities else self.logits(pairs, fused=False)
+        return self._score(batch, candidates, probabilities)
+
+    def _score(self, batch, candidates, probabilities):
+        from .batch import Candidates
+        from .layers.score import din_score_forward
+
+        dt, D, P = self.dtype, self.D, self.params
+        candidates.check(self.cfg)
+        hist_emb = np.empty((batch.hist_goods.shape[0], D), dtype=dt)
+        embedding_forward(hist_emb, batch.hist_goods, batch.hist_cates, P["goods_emb"], P["cate_emb"])
+        if self.fields:  # item attributes may differ between rows of one goods id: one row per candidate
+            index = np.arange(candidates.size, dtype=np.int64)
+            Q = np.empty((candidates.size, D), dtype=dt)
+            embedding_forward(Q, candidates.goods, candidates.cates, P["goods_emb"], P["cate_emb"])
+            for f, col in self._item_cols:
+                hist, _ = batch.item_fields[f.name]
+                cand = candidates.item_fields[f.name]
+                mean = f.multi_hot and f.pooling == "mean"
+                embedding_bag_forward(hist_emb, hist.ids, hist.offsets, P[f.table], col, mean)
+                embedding_bag_forward(Q, cand.ids, cand.offsets, P[f.table], col, mean)
+        else:  # one row per distinct (goods, category) pair: an item that many histories rank pays once
+            uniq, index = np.unique(candidates.goods * self.n_cates + candidates.cates, return_inverse=True)
+            index = index.astype(np.int64).ravel()
+            Q = np.empty((uniq.shape[0], D), dtype=dt)
+            embedding_forward(Q, uniq // self.n_cates, uniq % self.n_cates, P["goods_emb"], P["cate_emb"])
+        Uw = self._user_width
+        W0 = P["mlp.0.W"]
+        Wu, Wq, Wuq = (np.ascontiguousarray(W0[Uw + i * D:Uw + (i + 1) * D]) for i in range(3))
+        QM = Q @ Wq
+        extra = np.zeros((batch.size, self.mlp_width - 3 * D), dtype=dt)
+        for f, col in self._sample_cols:
+            bag = batch.sample_fields[f.name]
+            embedding_bag_forward(extra, bag.ids, bag.offsets, P[f.table], col if f.kind == "user" else col - 3 * D,
+                                  f.multi_hot and f.pooling == "mean")
+        W_extra = np.concatenate([W0[:Uw], W0[Uw + 3 * D:]]) if extra.shape[1] else np.zeros((0, W0.shape[1]), dt)
+        HM = np.ascontiguousarray(extra @ W_extra + P["mlp.0.b"], dtype=dt)
+        if self.uses_attention:
+            W1 = P["att.0.W"]
+            QA = np.ascontiguousarray(Q @ (W1[:D] + W1[2 * D:3 * D]) + P["att.0.b"], dtype=dt)
+            Wkd = np.ascontiguousarray(W1[D:2 * D] - W1[2 * D:3 * D])
+            Wp = np.ascontiguousarray(W1[3 * D:])
+        else:
+            QA = Wkd = Wp = np.zeros((0, 0), dtype=dt)
+        bias = (P["goods_bias"][candidates.goods, 0].astype(dt) if self.goods_bias
+                else np.zeros(candidates.size, dtype=dt))
+        out = np.empty(candidates.size, dtype=dt)
+        din_score_forward(out, hist_emb, batch.hist_offsets, index, candidates.offsets, Q, QA,
+                          np.ascontiguousarray(QM, dtype=dt), HM, bias, Wkd, Wp, Wu, Wuq,
+                          self._fused_params, self._fused_arch(), probabilities)
+        return out
 
     def attention(self, batch: Batch) -> np.ndarray:
         """(N,) the pooling weight of every behaviour, aligned with ``hist_goods`` (inference mode).

@@ -79,3 +79,43 @@ def test_metric_input_errors():
         metrics.gauc([0, 1], [0.1, 0.2], [1])
     with pytest.raises(ValueError, match="probs"):
         metrics.logloss([0, 1], [0.1, 1.2])
+
+
+# ---------------------------------------------------------------- ranking
+def _brute_rank(pos, negs):
+    """1 + how many candidates score at least as high as the positive: ties count against it."""
+    return 1 + sum(1 for x in negs if x >= pos)
+
+
+@settings(max_examples=60)
+@given(rows=st.lists(st.tuples(st.integers(0, 4), st.lists(st.integers(0, 4), max_size=12)), min_size=1, max_size=8))
+def test_ranks_and_metrics_match_brute_force(rows):
+    """Integer scores in 0..4 force ties; ragged candidate lists (empty included) through the CSR form."""
+    from minidin.metrics import positive_ranks, ranking_metrics
+
+    pos = np.array([p for p, _ in rows], float)
+    flat = np.array([x for _, n in rows for x in n], float)
+    off = np.r_[0, np.cumsum([len(n) for _, n in rows])]
+    want = [_brute_rank(p, n) for p, n in rows]
+    assert positive_ranks(pos, flat, off).tolist() == want
+    m = ranking_metrics(want)
+    for k in (1, 5, 10):
+        assert m[f"hr@{k}"] == pytest.approx(np.mean([r <= k for r in want]))
+    for k in (5, 10):
+        assert m[f"ndcg@{k}"] == pytest.approx(np.mean([1 / np.log2(r + 1) if r <= k else 0 for r in want]))
+    assert m["mrr"] == pytest.approx(np.mean([1 / r for r in want])) and m["users"] == len(rows)
+    if all(len(n) == len(rows[0][1]) for _, n in rows):  # the matrix form agrees
+        assert positive_ranks(pos, flat.reshape(len(rows), -1)).tolist() == want
+
+
+def test_a_tie_counts_against_the_positive():
+    from minidin.metrics import positive_ranks, ranking_metrics
+
+    assert positive_ranks([0.5], [[0.5, 0.5, 0.1]]).tolist() == [3]  # not 1, not the average 2
+    m = ranking_metrics([1, 2])
+    assert m["hr@1"] == 0.5 and m["ndcg@5"] == pytest.approx((1 + 1 / np.log2(3)) / 2) and m["mrr"] == 0.75
+    assert set(m) == {"hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr", "users"}
+    with pytest.raises(ValueError, match="NaN"):
+        positive_ranks([np.nan], [[0.1]])
+    with pytest.raises(ValueError, match="no user"):
+        ranking_metrics([])
