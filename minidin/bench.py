@@ -110,7 +110,7 @@ def dataset_batches(dataset, batch_size, n_batches, rng):
 
 
 def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, seed=0, n_goods=10000, n_cates=200,
-        compare=True, lr=0.01, dataset=None, peak_gflops=PEAK_GFLOPS, schema=True):
+        compare=True, lr=0.01, dataset=None, peak_gflops=PEAK_GFLOPS, schema=True, rank=True):
     """Throughput rows and one-sample latency, minidin and (if installed and ``compare``) PyTorch side by side.
 
     ``ceiling_pct`` is the training rate's useful FLOPs (``flops_per_sample`` of the model at the timed batches'
@@ -168,6 +168,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         numba.set_num_threads(max(threads))
         schema_rows = _schema_rows(rows, batch_sizes, max(threads), samples, repeats, seed, n_goods, n_cates, lr) \
             if schema else []
+        ranking = ranking_row(model, rng, n_goods, n_cates, repeats=repeats) if rank else None
         one = Batch(rng.integers(0, n_goods, 9), rng.integers(0, n_cates, 9), [0, 9], [1], [1])
         latency = _latency(model.predict, one)
         torch_latency = None
@@ -178,12 +179,32 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         numba.set_num_threads(default_threads)
         if bt is not None:
             torch.set_num_threads(torch_threads)
-    return {"rows": rows, "schema_rows": schema_rows, "latency_us": latency, "torch_latency_us": torch_latency, "threads_max": max(threads),
+    return {"rows": rows, "schema_rows": schema_rows, "ranking": ranking, "latency_us": latency, "torch_latency_us": torch_latency, "threads_max": max(threads),
             "agreement": agreement, "torch": None if bt is None else torch.__version__,
             "model": model.config(),
             "histories": ("lognormal, mean 9, capped at 100" if dataset is None else "a prepared dataset's train split")
             + f"; timed batches' mean length {np.mean(lengths):.1f}, max {np.max(lengths)}",
             "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(lengths))), "peak_gflops": peak_gflops}
+
+
+def ranking_row(model, rng, n_goods, n_cates, histories=1000, per_history=100, repeats=3):
+    """Scoring ``per_history`` random candidates for each of ``histories`` lognormal histories with
+    ``model.score``, against ``model.predict`` on the expanded (history, candidate) pairs (built beforehand,
+    not timed), side by side: {"histories", "candidates", "score_sps", "predict_sps", "ratio"} (pairs/s)."""
+    from .batch import Candidates
+
+    hist = make_batches(rng, histories, 1, n_goods, n_cates)[0]
+    goods = rng.integers(0, n_goods, histories * per_history)
+    cands = Candidates(goods, rng.integers(0, n_cates, goods.shape[0]),
+                       np.arange(histories + 1, dtype=np.int64) * per_history)
+    pairs = cands.expand(hist)
+    if not np.allclose(model.score(hist, cands), model.predict(pairs), rtol=1e-4, atol=1e-5):
+        raise ValueError("ranking: model.score disagrees with predict on the expanded pairs")
+    K = cands.size
+    score = _rate(lambda b: model.score(hist, cands), [hist], repeats, sizes=[K])
+    predict = _rate(model.predict, [pairs], repeats, sizes=[K])
+    return {"histories": histories, "candidates": per_history, "score_sps": score, "predict_sps": predict,
+            "ratio": score / predict}
 
 
 def _schema_rows(rows, batch_sizes, threads, samples, repeats, seed, n_goods, n_cates, lr):
@@ -243,6 +264,11 @@ def format_table(res):
             lines.append(f"{r['batch']:>6} {r['threads']:>7} {r['train_sps']:>9,.0f} {r['infer_sps']:>9,.0f}   "
                          f"train {r.get('train_vs_default', float('nan')):.2f}×, infer "
                          f"{r.get('infer_vs_default', float('nan')):.2f}× the default model's")
+    if res.get("ranking"):
+        r = res["ranking"]
+        lines.append(f"ranking, {r['candidates']} candidates for each of {r['histories']} histories: model.score "
+                     f"{r['score_sps']:,.0f} pairs/s, predict on the expanded pairs {r['predict_sps']:,.0f}/s: "
+                     f"{r['ratio']:.2f}×")
     lines.append(f"% ceiling: train samples/s × training FLOPs per sample ({res['flop_per_sample'] / 1e6:.2f} MFLOP at "
                  f"the timed histories' mean length, from the model's config) / {res['peak_gflops']:.0f} GFLOP/s "
                  "(--peak-gflops)")

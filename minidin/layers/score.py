@@ -33,7 +33,7 @@ from .fused import (L_OUT, POOL_ATTENTION, POOL_SUM, FusedArch, FusedParams, _ac
                     _mlp_rows)
 from .sigmoid import sigmoid_exact
 
-CANDIDATES_PER_STEP = 16  # a history's candidates are scored this many at a time: (16·T, A) rows per GEMM
+CANDIDATES_PER_STEP = 64  # a history's candidates are scored this many at a time: (64·T, A) rows per GEMM
 
 
 @njit(cache=True, parallel=prange_only())
@@ -92,6 +92,7 @@ def din_score_forward(out, hist_emb, hist_offsets, cand_index, cand_offsets, Q, 
         buf_a = np.empty(C * H, dt)
         buf_b = np.empty(C * H, dt)
         logits = np.empty(C, dt)
+        tmp = np.empty((C, H1), dt)
         if attend and T > 0:
             A1 = Wp.shape[1]
             kz = np.empty((T, A1), dt)
@@ -148,8 +149,7 @@ def din_score_forward(out, hist_emb, hist_offsets, cand_index, cand_offsets, Q, 
                 for o in range(H1):
                     h1[j, o] += hm[o] + qm[o]
             # (u⊙q)·Wuq, accumulated row by row into h1 (np.dot cannot add into its output)
-            tmp = np.empty((m, H1), dt)
-            np.dot(x[:m], Wuq, tmp)
+            np.dot(x[:m], Wuq, tmp[:m])
             for j in range(m):
                 for o in range(H1):
                     h1[j, o] += tmp[j, o]
