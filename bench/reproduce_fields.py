@@ -7,7 +7,8 @@ user file) and Amazon Beauty (brand, one-hot, and every category, multi-hot, as 
 DIN-PReLU: the two-field rows are those of the real-data table (``bench/reproduce_real.py``: goods and leaf
 category or first genre, MBA with the λ it chose on validation, the same cache files), and the full-schema rows
 use the same settings plus the schema fields, their embedding width chosen on seed 0's validation GAUC from
-FIELD_DIMS. Test GAUC and AUC are mean ± sample std over seeds; every run is cached as JSON with its provenance
+FIELD_DIMS. Test GAUC and AUC are mean ± sample std over seeds (no time column: the two-field runs were cached
+by an older, slower commit; ``minidin bench`` measures what the fields cost); every run is cached as JSON with its provenance
 (``bench/_cache.py``), so the script resumes where it stopped. The table replaces what lies between the
 ``fields-table`` markers of --out.
 """
@@ -88,8 +89,8 @@ def main():
     ap.add_argument("--out", default="docs/results.md")
     args = ap.parse_args()
     pool = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) if args.jobs > 1 else None
-    lines = ["| data | model | input | field width | seeds | test GAUC | test AUC | RelaImpr vs BaseModel (GAUC) | "
-             "min/run |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| data | model | input | field width | seeds | test GAUC | test AUC | RelaImpr vs BaseModel (GAUC) |",
+             "|---|---|---|---|---|---|---|---|"]
     t0 = time.time()
     for ds_name in SETS:
         ddir = os.path.join(args.data_dir, ds_name)
@@ -119,10 +120,9 @@ def main():
                 if n == "BaseModel":
                     base[which] = gauc.mean()
                 gain = f"{rela_impr(gauc.mean(), base[which]):+.2f}%" if which in base else "–"
-                minutes = np.mean([r.get("wall_seconds", 0.0) for r in cell]) / 60
                 lines.append(f"| {ds_name} | {n} | {input_} | {'–' if d is None else d} | {len(cell)} | "
                              f"{gauc.mean():.4f} ± {gauc.std(ddof=1):.4f} | {auc.mean():.4f} ± {auc.std(ddof=1):.4f} | "
-                             f"{gain} | {minutes:.1f} |")
+                             f"{gain} |")
     if pool is not None:
         pool.shutdown()
     text = "\n".join(lines) + "\n"

@@ -257,8 +257,75 @@ def cmd_evaluate(args):
     print(_table(rows))
     for split in ("valid", "test"):
         print(f"{split} logloss {res[split]['logloss']:.4f}")
+    if args.ranking:
+        from .ranking import evaluate_ranking
+
+        window = data.max_history
+        if args.candidates is not None and args.negatives != "99":
+            raise ValueError("--candidates: give either --candidates or --negatives")
+        res["ranking"] = {}
+        for split in ("valid", "test"):
+            if args.candidates is not None and split == "valid":
+                continue  # a candidates file holds the test split's negatives
+            res["ranking"][split] = evaluate_ranking(model, data, split, args.negatives, args.candidates,
+                                                     args.ranking_seed, max_history=window)
+        res["ranking_protocol"] = next(iter(res["ranking"].values())).pop("protocol")
+        for m in res["ranking"].values():
+            m.pop("protocol", None)
+        print(f"ranking ({res['ranking_protocol']}):")
+        print(f"{'':8} {'HR@1':>7} {'HR@5':>7} {'HR@10':>7} {'NDCG@5':>7} {'NDCG@10':>7} {'MRR':>7} {'users':>7} "
+              f"{'seconds':>8}")
+        for split, m in res["ranking"].items():
+            print(f"{split:8} {m['hr@1']:>7.4f} {m['hr@5']:>7.4f} {m['hr@10']:>7.4f} {m['ndcg@5']:>7.4f} "
+                  f"{m['ndcg@10']:>7.4f} {m['mrr']:>7.4f} {m['users']:>7} {m['seconds']:>8.1f}")
     if args.json:
         _write_json(args.json, res)
+    return 0
+
+
+def cmd_recommend(args):
+    import csv
+    import io as _io
+
+    from .io import atomic_write
+    from .ranking import recommend
+
+    _, _, model, data = _checkpoint_and_data(args)
+    names = data.vocab.get("users")
+    if not names:
+        raise ValueError("data: this dataset keeps no original ids (prepare it again with this version)")
+    index = {u: i for i, u in enumerate(names)}
+    if args.user is not None:
+        wanted = [(args.user, "--user")]
+    else:
+        if not os.path.isfile(args.users):
+            raise ValueError(f"--users: {args.users} is not a file")
+        with open(args.users, encoding="utf-8") as f:
+            wanted = [(line.strip(), f"{args.users}:{ln}") for ln, line in enumerate(f, 1) if line.strip()]
+        if not wanted:
+            raise ValueError(f"{args.users}: empty file (no user ids)")
+    for u, where in wanted:
+        if u not in index:
+            raise ValueError(f"{where}: unknown user {u!r} (not in the data)")
+    recs = recommend(model, data, [index[u] for u, _ in wanted], args.top_k, args.exclude_seen,
+                     with_attention=args.attention)
+    goods = data.vocab["goods"]
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["user", "rank", "item", "score"] + (["attention"] if args.attention else []))
+    for (u, _), entries in zip(wanted, recs):
+        for rank, e in enumerate(entries, 1):
+            row = [u, rank, goods[e[0]], f"{e[1]:.6g}"]
+            if args.attention:
+                row.append(" ".join(f"{x:.4g}" for x in e[2]) if len(e) > 2 else "")
+            w.writerow(row)
+    if args.out:
+        if os.path.exists(args.out):
+            raise ValueError(f"--out: {args.out} exists; minidin does not overwrite a file it did not create")
+        atomic_write(args.out, lambda f: f.write(buf.getvalue().encode()))
+        print(f"{sum(len(r) for r in recs)} recommendations for {len(wanted)} user(s): {args.out}")
+    else:
+        print(buf.getvalue(), end="")
     return 0
 
 
@@ -400,8 +467,33 @@ def _add_commands(sub):
     e = _add_checkpoint_parser(sub, "evaluate", help="evaluate a checkpoint on validation and test",
                                description="Print validation and test AUC, GAUC and logloss of a checkpoint (a "
                                            "directory means its best.npz).")
-    e.add_argument("--json", metavar="PATH", default=None, help="write the metrics as JSON (same keys as train)")
+    e.add_argument("--json", metavar="PATH", default=None, help="write the metrics as JSON (same keys as train; "
+                                                                    "with --ranking also 'ranking')")
+    e.add_argument("--ranking", action="store_true",
+                   help="also rank each held-out positive of validation and test among negatives: HR@1/5/10, "
+                        "NDCG@5/10, MRR (docs/ranking.md)")
+    e.add_argument("--negatives", default="99", metavar="N|pop|pop:N|all",
+                   help="with --ranking: N negatives drawn uniformly from the items the user never interacted "
+                        "with, pop (99) or pop:N by popularity, or all (full ranking over the catalogue)")
+    e.add_argument("--candidates", metavar="FILE", help="with --ranking: the negatives per user, one line 'user "
+                                                        "neg1 neg2 ...' with the source files' ids (S3-Rec's "
+                                                        "*_sample.txt); ranks the test split on them")
+    e.add_argument("--ranking-seed", type=int, default=0, help="seed of the sampled negatives")
     e.set_defaults(func=cmd_evaluate)
+
+    r = _add_checkpoint_parser(sub, "recommend", help="the top-K items of the whole catalogue for a user",
+                               description="Score every item of the catalogue after a user's whole history (the "
+                                           "checkpoint's window) and list the best, with original ids.")
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", metavar="ID", help="a user id as in the source files")
+    who.add_argument("--users", metavar="FILE", help="a file of user ids, one per line")
+    r.add_argument("--top-k", type=_positive_int, default=10, metavar="K")
+    r.add_argument("--exclude-seen", action="store_true", help="leave out the items the user interacted with")
+    r.add_argument("--attention", action="store_true", help="also write the attention weight of each history "
+                                                            "behaviour for each recommended item (DIN)")
+    r.add_argument("--out", metavar="recs.csv", help="write a CSV (user, rank, item, score[, attention]) "
+                                                     "instead of printing")
+    r.set_defaults(func=cmd_recommend)
 
     bn = sub.add_parser("bench", help="training and inference throughput, one-sample latency",
                         description="Measure training samples/s (forward + backward + SparseAdagrad step), inference "

@@ -1,0 +1,286 @@
+"""Ranking evaluation and recommendation: each held-out positive against many candidates, top-K lists.
+
+A **query** is a positive sample of a split (for the Amazon protocol: each user's
+held-out next item; for logs with several positives per user, each one): its
+history, user and context, and its positive item, ranked among negatives:
+
+- ``negatives="N"``: N items drawn uniformly (seeded) from the items the user
+  never interacted with (the S3-Rec protocol: 99);
+- ``"pop"`` / ``"pop:N"``: N (default 99) drawn with probability proportional to
+  an item's count in the training sequences, again excluding the user's items;
+- ``"all"``: every item of the catalogue the user never interacted with (full
+  ranking);
+- ``candidates_file``: the negatives given per user, one line ``user neg1 neg2 ...``
+  with ids as in the source files (the S3-Rec code's ``*_sample.txt``), so that
+  results are on exactly the candidates of a published table.
+
+"Interacted with" is the user's whole sequence and every positive sample of the
+user in any split. Scores come from ``model.score`` (the history computed once
+for all its candidates); ranks and metrics from ``minidin.metrics``, where a tie
+counts against the positive.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from . import metrics
+from .batch import Bag, Candidates
+from .layers.bag import gather_sets
+
+DEFAULT_NEGATIVES = 99
+
+
+def parse_negatives(value) -> tuple:
+    """``"99"`` -> ("uniform", 99); ``"pop"`` / ``"pop:50"`` -> ("pop", 99 / 50); ``"all"`` -> ("all", None)."""
+    v = str(value).strip().lower()
+    if v == "all":
+        return "all", None
+    if v == "pop":
+        return "pop", DEFAULT_NEGATIVES
+    if v.startswith("pop:") and v[4:].isdigit() and int(v[4:]) > 0:
+        return "pop", int(v[4:])
+    if v.isdigit() and int(v) > 0:
+        return "uniform", int(v)
+    raise ValueError(f"--negatives: expected a count (99), pop, pop:N or all, got {value!r}")
+
+
+def item_categories(dataset) -> np.ndarray:
+    """(n_goods,) int64 the category of every goods id, as the data show it (0 for a goods id never seen)."""
+    cate = np.zeros(dataset.n_goods, np.int64)
+    cate[dataset.seq_goods] = dataset.seq_cates
+    for s in dataset.splits.values():
+        cate[s.cand_goods] = s.cand_cates
+    return cate
+
+
+def interacted(dataset) -> list:
+    """Per user, the set of goods ids they interacted with (sequence and every positive candidate)."""
+    out = [set() for _ in range(dataset.n_users)]
+    off = dataset.seq_offsets
+    for u in range(dataset.n_users):
+        out[u].update(dataset.seq_goods[off[u]:off[u + 1]].tolist())
+    for s in dataset.splits.values():
+        pos = s.labels == 1
+        for u, g in zip(s.users[pos].tolist(), s.cand_goods[pos].tolist()):
+            out[u].add(g)
+    return out
+
+
+def read_candidates_file(path, dataset) -> dict:
+    """{user index: goods indices} from ``user neg1 neg2 ...`` lines, ids as in the source files (mapped with
+    ``dataset.vocab``); ValueError names file:line for an unknown user or item, a repeated user, a bad line."""
+    users, goods = dataset.vocab.get("users"), dataset.vocab.get("goods")
+    if not users or not goods:
+        raise ValueError("--candidates: this dataset keeps no original ids (prepare it again with this version)")
+    uidx = {u: i for i, u in enumerate(users)}
+    gidx = {g: i for i, g in enumerate(goods)}
+    out, seen = {}, {}
+    if not os.path.isfile(path):
+        raise ValueError(f"--candidates: {path} is not a file")
+    with open(path, encoding="utf-8") as f:
+        for ln, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 2:
+                raise ValueError(f"{path}:{ln}: expected 'user neg1 neg2 ...', got {line.strip()!r}")
+            if parts[0] not in uidx:
+                raise ValueError(f"{path}:{ln}: user {parts[0]!r} is not in the data")
+            u = uidx[parts[0]]
+            if u in seen:
+                raise ValueError(f"{path}:{ln}: user {parts[0]!r} already has candidates (line {seen[u]})")
+            seen[u] = ln
+            row = []
+            for g in parts[1:]:
+                if g not in gidx:
+                    raise ValueError(f"{path}:{ln}: item {g!r} is not in the data")
+                row.append(gidx[g])
+            out[u] = np.array(row, dtype=np.int64)
+    if not out:
+        raise ValueError(f"{path}: empty file (no candidates)")
+    return out
+
+
+def _negatives(mode, n, users, positives, seen, dataset, rng, given):
+    """Per query, its negatives (a list of arrays)."""
+    I = dataset.n_goods
+    if mode == "pop":
+        counts = np.bincount(dataset.splits["train"].cand_goods[dataset.splits["train"].labels == 1],
+                             minlength=I).astype(np.float64)
+        counts += np.bincount(dataset.seq_goods, minlength=I)
+        p = counts / counts.sum()
+    out = []
+    for u, pos in zip(users.tolist(), positives.tolist()):
+        own = seen[u]
+        if given is not None:
+            if u not in given:
+                raise ValueError(f"--candidates: user {dataset.vocab['users'][u]!r} has a query but no line")
+            neg = given[u]
+            if np.any(neg == pos):
+                raise ValueError(f"--candidates: user {dataset.vocab['users'][u]!r}'s candidates hold their own "
+                                 f"held-out item {dataset.vocab['goods'][pos]!r}")
+            out.append(neg)
+            continue
+        free = I - len(own)
+        if mode == "all":
+            mask = np.ones(I, bool)
+            mask[list(own)] = False
+            out.append(np.flatnonzero(mask))
+            continue
+        if free < n:
+            raise ValueError(f"--negatives: user {u} interacted with all but {free} of the {I} items; {n} negatives "
+                             f"cannot be drawn")
+        picked = []
+        got = set()
+        while len(picked) < n:
+            draw = rng.choice(I, size=2 * (n - len(picked)), p=p) if mode == "pop" else \
+                rng.integers(0, I, 2 * (n - len(picked)))
+            for g in draw.tolist():
+                if g not in own and g not in got:
+                    got.add(g)
+                    picked.append(g)
+                    if len(picked) == n:
+                        break
+        out.append(np.array(picked, dtype=np.int64))
+    return out
+
+
+def evaluate_ranking(model, dataset, split, negatives="99", candidates_file=None, seed=0, histories_per_call=256,
+                     max_history=None) -> dict:
+    """HR@{1,5,10}, NDCG@{5,10}, MRR and "users" of ranking each positive sample of ``split`` among its
+    negatives (see the module docstring), plus "seconds"; the protocol in words under "protocol"."""
+    s = dataset.splits[split]
+    q = np.flatnonzero(s.labels == 1)
+    if q.size == 0:
+        raise ValueError(f"{split}: no positive sample to rank")
+    mode, n = parse_negatives(negatives) if candidates_file is None else ("file", None)
+    given = read_candidates_file(candidates_file, dataset) if candidates_file is not None else None
+    t0 = time.perf_counter()
+    rng = np.random.default_rng([seed, {"train": 0, "valid": 1, "test": 2}.get(split, 3)])
+    users, pos = s.users[q], s.cand_goods[q]
+    negs = _negatives(mode, n, users, pos, interacted(dataset), dataset, rng, given)
+    cate = item_categories(dataset)
+    names = [f.name for f in model.cfg.fields]
+    ranks = np.empty(q.size, dtype=np.int64)
+    for lo in range(0, q.size, histories_per_call):
+        hi = min(q.size, lo + histories_per_call)
+        batch = dataset.batch(split, q[lo:hi], max_history, names)
+        rows = [np.r_[pos[i], negs[i]] for i in range(lo, hi)]
+        goods = np.concatenate(rows)
+        offsets = np.r_[0, np.cumsum([r.shape[0] for r in rows])].astype(np.int64)
+        fields = {f: Bag(*gather_sets(goods, *dataset.item_attrs[f])) for f in batch.item_fields}
+        scores = model.score(batch, Candidates(goods, cate[goods], offsets, fields))
+        first = offsets[:-1]
+        neg_mask = np.ones(goods.shape[0], bool)
+        neg_mask[first] = False
+        ranks[lo:hi] = metrics.positive_ranks(scores[first], scores[neg_mask], offsets - np.arange(hi - lo + 1))
+    out = metrics.ranking_metrics(ranks)
+    out["seconds"] = time.perf_counter() - t0
+    out["protocol"] = ("candidates from " + os.path.basename(candidates_file) if mode == "file" else
+                       "full ranking over every item the user never interacted with" if mode == "all" else
+                       f"{n} negatives drawn {'uniformly' if mode == 'uniform' else 'by popularity'} from the items "
+                       f"the user never interacted with (seed {seed})")
+    return out
+
+
+def recommend(model, dataset, users, top_k, exclude_seen=True, histories_per_call=64, with_attention=False,
+              max_history=None) -> list:
+    """The top ``top_k`` goods of the whole catalogue for each user index in ``users``, after the user's whole
+    sequence (the most recent ``max_history`` behaviours, default the dataset's window) and with the profile;
+    context fields take the user's last test sample's. Returns per user a list of (goods index, score[,
+    attention weights over the history]). ``exclude_seen`` leaves out the goods the user interacted with."""
+    from .batch import Batch
+
+    users = np.asarray(users, dtype=np.int64)
+    if users.size and (users.min() < 0 or users.max() >= dataset.n_users):
+        raise ValueError(f"users: indices must be in [0, {dataset.n_users})")
+    seen = interacted(dataset) if exclude_seen else None
+    cate = item_categories(dataset)
+    names = [f.name for f in model.cfg.fields]
+    window = dataset.window(max_history)
+    test = dataset.splits["test"]
+    out = []
+    for lo in range(0, users.size, histories_per_call):
+        us = users[lo:lo + histories_per_call]
+        ends = dataset.seq_offsets[us + 1] - dataset.seq_offsets[us]  # the whole sequence
+        # a batch of "samples" at the end of each user's sequence (context: their last test sample's, if any)
+        last = np.array([int(np.flatnonzero(test.users == u)[-1]) if np.any(test.users == u) else -1 for u in us])
+        batch = _history_batch(dataset, us, ends, window, names, last)
+        rows = []
+        for u in us.tolist():
+            if exclude_seen:
+                mask = np.ones(dataset.n_goods, bool)
+                mask[list(seen[u])] = False
+                rows.append(np.flatnonzero(mask))
+            else:
+                rows.append(np.arange(dataset.n_goods, dtype=np.int64))
+        goods = np.concatenate(rows)
+        offsets = np.r_[0, np.cumsum([r.shape[0] for r in rows])].astype(np.int64)
+        fields = {f: Bag(*gather_sets(goods, *dataset.item_attrs[f])) for f in batch.item_fields}
+        scores = model.score(batch, Candidates(goods, cate[goods], offsets, fields))
+        for i in range(us.size):
+            sc, gs = scores[offsets[i]:offsets[i + 1]], goods[offsets[i]:offsets[i + 1]]
+            top = np.argsort(-sc, kind="stable")[:top_k]
+            entry = [(int(gs[t]), float(sc[t])) for t in top]
+            if with_attention and model.uses_attention:
+                one = batch_for(batch, i)
+                probe = Batch(np.tile(one.hist_goods, len(top)), np.tile(one.hist_cates, len(top)),
+                              np.arange(len(top) + 1) * one.hist_goods.shape[0], gs[top], cate[gs[top]],
+                              item_fields={f: (Bag(*gather_sets(np.tile(np.arange(one.hist_goods.shape[0]),
+                                                                        len(top)), *one.item_fields[f][0])),
+                                               Bag(*gather_sets(gs[top], *dataset.item_attrs[f])))
+                                           for f in one.item_fields},
+                              sample_fields={f: Bag(*gather_sets(np.zeros(len(top), np.int64), *b))
+                                             for f, b in one.sample_fields.items()})
+                w = model.attention(probe)
+                T = one.hist_goods.shape[0]
+                entry = [(g, s_, w[j * T:(j + 1) * T].tolist()) for j, (g, s_) in enumerate(entry)]
+            out.append(entry)
+    return out
+
+
+def batch_for(batch, i):
+    """Sample i of a batch, as a batch of one."""
+    from .batch import Batch
+
+    lo, hi = batch.hist_offsets[i], batch.hist_offsets[i + 1]
+    return Batch(batch.hist_goods[lo:hi], batch.hist_cates[lo:hi], [0, hi - lo], batch.cand_goods[i:i + 1],
+                 batch.cand_cates[i:i + 1], None, batch.users[i:i + 1],
+                 {f: (Bag(h.ids[h.offsets[lo]:h.offsets[hi]], h.offsets[lo:hi + 1] - h.offsets[lo]),
+                      Bag(c.ids[c.offsets[i]:c.offsets[i + 1]], c.offsets[i:i + 2] - c.offsets[i]))
+                  for f, (h, c) in batch.item_fields.items()},
+                 {f: Bag(b.ids[b.offsets[i]:b.offsets[i + 1]], b.offsets[i:i + 2] - b.offsets[i])
+                  for f, b in batch.sample_fields.items()})
+
+
+def _history_batch(dataset, users, ends, window, names, last_test):
+    """A Batch of one sample per user: the last ``window`` behaviours before ``ends``, the user's profile and
+    (context fields) the context of their last test sample (or value 0 where they have none)."""
+    from .batch import Batch
+
+    span = np.iinfo(np.int64).max // 4 if window is None else window
+    starts = np.maximum(0, ends - span)
+    lengths = ends - starts
+    offsets = np.zeros(users.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    pos = np.repeat(dataset.seq_offsets[users] + starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    hist_goods = dataset.seq_goods[pos]
+    items, samples = {}, {}
+    zeros = np.zeros(users.size, np.int64)
+    for f in dataset.fields:
+        name = f["name"]
+        if name not in names:
+            continue
+        if f["kind"] == "item":
+            items[name] = (Bag(*gather_sets(hist_goods, *dataset.item_attrs[name])),
+                           Bag(*gather_sets(zeros, *dataset.item_attrs[name])))
+        elif f["kind"] == "user":
+            samples[name] = Bag(*gather_sets(users, *dataset.user_attrs[name]))
+        else:
+            ctx = dataset.splits["test"].context[name]
+            rows = np.where(last_test >= 0, last_test, 0)
+            samples[name] = Bag(*gather_sets(rows, *ctx)) if len(dataset.splits["test"]) else Bag.one_hot(zeros)
+    return Batch(hist_goods, dataset.seq_cates[pos], offsets, zeros, zeros, None, users, items, samples)

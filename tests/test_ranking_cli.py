@@ -1,0 +1,105 @@
+"""evaluate --ranking, --candidates and recommend, end to end on the CSV fixture and the Amazon fixture."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minidin.cli import main
+from minidin.data import Dataset
+from minidin.data.csv_prepare import prepare_csv
+from minidin.data.prepare import prepare_amazon
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def amazon_run(tmp_path_factory):
+    """The Amazon fixture (S3-Rec format) and a DIN trained on it for one epoch."""
+    d = tmp_path_factory.mktemp("amazon")
+    prepare_amazon(d / "data", sequences=FIX / "amazon_seq.txt", attributes=FIX / "amazon_attr.json")
+    assert main(["train", "--data", str(d / "data"), "--out", str(d / "run"), "--epochs", "1", "--batch-size",
+                 "4", "--goods-dim", "4", "--cate-dim", "4", "--attention-units", "4", "--hidden-units", "4"]) == 0
+    return d
+
+
+def test_evaluate_ranking_writes_the_contract_keys(amazon_run, capsys):
+    out = amazon_run / "r.json"
+    assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--negatives", "1", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["ranking"]) == {"valid", "test"}
+    for split in ("valid", "test"):
+        m = res["ranking"][split]
+        assert {"hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr", "users"} <= set(m)
+        assert 0 <= m["hr@1"] <= m["hr@5"] <= m["hr@10"] <= 1 and m["users"] > 0
+    assert "1 negatives drawn uniformly" in res["ranking_protocol"]
+    assert "HR@10" in capsys.readouterr().out
+    # full ranking: every item the user never interacted with
+    assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--negatives", "all", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["ranking_protocol"].startswith("full ranking")
+    assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--negatives", "pop:1", "--json", str(out)]) == 0
+    assert "by popularity" in json.loads(out.read_text())["ranking_protocol"]
+
+
+def test_candidates_file_in_the_s3rec_format(amazon_run, tmp_path):
+    data = Dataset.load(amazon_run / "data")
+    users, goods = data.vocab["users"], data.vocab["goods"]
+    s = data.splits["test"]
+    lines = []
+    for u in np.unique(s.users):
+        own = set(data.seq_goods[data.seq_offsets[u]:data.seq_offsets[u + 1]].tolist())
+        negs = [goods[g] for g in range(data.n_goods) if g not in own][:2]
+        lines.append(" ".join([users[u]] + negs))
+    f = tmp_path / "sample.txt"
+    f.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "r.json"
+    assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--candidates", str(f), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["ranking"]) == {"test"} and res["ranking_protocol"] == "candidates from sample.txt"
+    assert res["ranking"]["test"]["users"] == len(lines)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("nobody 1 2\n", r"sample.txt:1: user 'nobody' is not in the data"),
+    ("{u} 999999\n", r"sample.txt:1: item '999999' is not in the data"),
+    ("{u}\n", r"sample.txt:1: expected 'user neg1 neg2 ...'"),
+    ("{u} {g}\n{u} {g}\n", r"sample.txt:2: user '.*' already has candidates \(line 1\)"),
+])
+def test_bad_candidates_files_are_named(amazon_run, tmp_path, capsys, text, match):
+    data = Dataset.load(amazon_run / "data")
+    f = tmp_path / "sample.txt"
+    f.write_text(text.format(u=data.vocab["users"][0], g=data.vocab["goods"][0]))
+    assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--candidates", str(f)]) == 2
+    import re
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_recommend_writes_original_ids(tmp_path, capsys):
+    logs = tmp_path / "logs"
+    shutil.copytree(FIX / "csv", logs)
+    prepare_csv(tmp_path / "data", logs / "schema.json")
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--epochs", "1"]) == 0
+    out = tmp_path / "recs.csv"
+    assert main(["recommend", str(tmp_path / "run"), "--user", "u2", "--top-k", "3", "--attention", "--out",
+                 str(out)]) == 0
+    rows = [line.split(",") for line in out.read_text().splitlines()]
+    assert rows[0] == ["user", "rank", "item", "score", "attention"]
+    items = {"lipstick-red", "lipstick-pink", "mascara", "shampoo", "conditioner", "tent", "stove", "boots"}
+    assert [r[1] for r in rows[1:]] == ["1", "2", "3"] and all(r[0] == "u2" and r[2] in items for r in rows[1:])
+    scores = [float(r[3]) for r in rows[1:]]
+    assert scores == sorted(scores, reverse=True)
+    # an existing file is not overwritten, an unknown user is named
+    assert main(["recommend", str(tmp_path / "run"), "--user", "u2", "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["recommend", str(tmp_path / "run"), "--user", "u9"]) == 2
+    assert "--user: unknown user 'u9'" in capsys.readouterr().err
+    users = tmp_path / "users.txt"
+    users.write_text("u1\nu7\n")
+    assert main(["recommend", str(tmp_path / "run"), "--users", str(users)]) == 2
+    assert "users.txt:2: unknown user 'u7'" in capsys.readouterr().err
+    # --exclude-seen leaves out what the user interacted with
+    assert main(["recommend", str(tmp_path / "run"), "--user", "u2", "--top-k", "8", "--exclude-seen"]) == 0
+    printed = capsys.readouterr().out.splitlines()[1:]
+    clicked = {"tent", "stove", "boots"}  # u2's clicks in the fixture
+    assert not {line.split(",")[2] for line in printed} & clicked
