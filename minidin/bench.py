@@ -180,7 +180,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         if bt is not None:
             torch.set_num_threads(torch_threads)
     return {"rows": rows, "schema_rows": schema_rows, "ranking": ranking, "latency_us": latency, "torch_latency_us": torch_latency, "threads_max": max(threads),
-            "agreement": agreement, "torch": None if bt is None else torch.__version__,
+            "agreement": agreement, "torch": None if bt is None else torch.__version__, "torch_requested": compare,
             "model": model.config(),
             "histories": ("lognormal, mean 9, capped at 100" if dataset is None else "a prepared dataset's train split")
             + f"; timed batches' mean length {np.mean(lengths):.1f}, max {np.max(lengths)}",
@@ -276,7 +276,9 @@ def format_table(res):
         a = res["agreement"]
         lines.append(f"torch {torch}: same weights, loss rel. diff {a['loss']:.1e}, worst gradient rel. diff "
                      f"{a['grads']:.1e} (checked before timing); Dice in both MLPs, Adagrad lr 0.01 both sides")
-    else:
+    elif res.get("torch_requested", True):
         lines.append("torch: not installed, no side-by-side column (pip install 'minidin[compare]', CPU wheel: "
                      "see docs/benchmarks.md)")
+    else:
+        lines.append("torch: skipped (--no-torch)")
     return "\n".join(lines)

@@ -665,7 +665,7 @@ class DeepInterestModel:
         out = np.empty(candidates.size, dtype=dt)
         din_score_forward(out, hist_emb, batch.hist_offsets, index, candidates.offsets, Q, QA,
                           np.ascontiguousarray(QM, dtype=dt), HM, bias, Wkd, Wp, Wu, Wuq,
-                          self._fused_params, self._fused_arch(), probabilities)
+                          self._fused_params, self._fused_arch(), probabilities, numba.config.NUMBA_NUM_THREADS)
         return out
 
     def attention(self, batch: Batch) -> np.ndarray:

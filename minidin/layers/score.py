@@ -38,7 +38,7 @@ CANDIDATES_PER_STEP = 64  # a history's candidates are scored this many at a tim
 
 @njit(cache=True, parallel=prange_only())
 def din_score_forward(out, hist_emb, hist_offsets, cand_index, cand_offsets, Q, QA, QM, HM, cand_bias, Wkd, Wp,
-                      Wu, Wuq, params, arch, probabilities):
+                      Wu, Wuq, params, arch, probabilities, threads):
     """Logits (or probabilities) of every (history, candidate) pair.
 
     out:          (K,) float, written: candidate j of history b at cand_offsets[b] + j
@@ -53,13 +53,15 @@ def din_score_forward(out, hist_emb, hist_offsets, cand_index, cand_offsets, Q, 
     Wu, Wuq:      (D, H₁) float, the u and u⊙q rows of the main MLP's first layer
     params, arch: FusedParams and FusedArch (or plain tuples of their fields) for the layers after the first
                   ones and for Dice's running averages
+    threads:      Numba's thread count: the histories are cut into that many contiguous groups, one parallel
+                  task each, with its intermediates allocated once per task
 
     Per history b with behaviours k (T, D), for each candidate q:
       z1 = QA[q] + k·Wkd + (q⊙k)·Wp;  s = MLP_att(z1) from layer 1 on;  w = s or softmax(scale·s)
       u  = Σ_n w_n k_n (BaseModel: Σ_n k_n or their mean, once per history)
       h1 = act(HM[b] + QM[q] + u·Wu + (u⊙q)·Wuq);  z = MLP(h1) from layer 2 on + bias;  out = z or σ(z)
-    Parallel over histories; each writes only its own candidates' outputs, so the result never depends on the
-    thread count. Docs: docs/ranking.md
+    Parallel over groups of histories; a history writes only its own candidates' outputs, so the result never
+    depends on the thread count. Docs: docs/ranking.md
     """
     params, arch = FusedParams(*params), FusedArch(*arch)
     layout = arch.layout
@@ -79,84 +81,91 @@ def din_score_forward(out, hist_emb, hist_offsets, cand_index, cand_offsets, Q, 
     for r in range(m0, layout.shape[0] - 1):
         H = max(H, layout[r, L_OUT])
     C = CANDIDATES_PER_STEP
-    for b in prange(B):
-        lo, hi = hist_offsets[b], hist_offsets[b + 1]
-        T = hi - lo
-        k = hist_emb[lo:hi]
-        c_lo, c_hi = cand_offsets[b], cand_offsets[b + 1]
-        if c_hi == c_lo:
-            continue
+    A1 = Wp.shape[1] if attend else 1
+    Tmax = 0
+    for b in range(B):
+        Tmax = max(Tmax, hist_offsets[b + 1] - hist_offsets[b])
+    G = max(1, min(threads, B))  # groups of histories, one parallel task each, with its scratch allocated once
+    for g in prange(G):
         u = np.zeros((C, D), dt)
         x = np.empty((C, D), dt)
         h1 = np.empty((C, H1), dt)
+        tmp = np.empty((C, H1), dt)
         buf_a = np.empty(C * H, dt)
         buf_b = np.empty(C * H, dt)
         logits = np.empty(C, dt)
-        tmp = np.empty((C, H1), dt)
-        if attend and T > 0:
-            A1 = Wp.shape[1]
-            kz = np.empty((T, A1), dt)
-            np.dot(np.ascontiguousarray(k), Wkd, kz)
-            X = np.empty((C * T, D), dt)
-            Z = np.empty((C * T, A1), dt)
-            att_b = np.empty(C * T * A, dt)
-            att_c = np.empty(C * T * A, dt)
-            w = np.empty(C * T, dt)
-        for s0 in range(c_lo, c_hi, C):
-            m = min(C, c_hi - s0)
+        kz_all = np.empty((Tmax, A1), dt)
+        X_all = np.empty((C * Tmax, D), dt)
+        Z_all = np.empty((C * Tmax, A1), dt)
+        att_b = np.empty(C * Tmax * A, dt)
+        att_c = np.empty(C * Tmax * A, dt)
+        w = np.empty(C * Tmax, dt)
+        for b in range(g * B // G, (g + 1) * B // G):
+            lo, hi = hist_offsets[b], hist_offsets[b + 1]
+            T = hi - lo
+            k = hist_emb[lo:hi]
+            c_lo, c_hi = cand_offsets[b], cand_offsets[b + 1]
+            if c_hi == c_lo:
+                continue
             if attend and T > 0:
-                for j in range(m):
-                    q = Q[cand_index[s0 + j]]
-                    for n in range(T):
-                        for d in range(D):
-                            X[j * T + n, d] = q[d] * k[n, d]
-                np.dot(X[:m * T], Wp, Z[:m * T])
-                for j in range(m):
-                    qa = QA[cand_index[s0 + j]]
-                    for n in range(T):
-                        for o in range(A1):
-                            Z[j * T + n, o] += kz[n, o] + qa[o]
-                _activate_rows(Z, m * T, arch.att_act, params, arch, dice, 0)
-                _mlp_rows(Z, m * T, 1, arch.n_att - 1, arch.att_act, params, arch, dice, att_b, att_c, w)
-                if arch.softmax:
+                kz = kz_all[:T]
+                np.dot(k, Wkd, kz)
+            for s0 in range(c_lo, c_hi, C):
+                m = min(C, c_hi - s0)
+                if attend and T > 0:
+                    X = X_all[:m * T]
+                    Z = Z_all[:m * T]
                     for j in range(m):
-                        softmax_segment(w, w, j * T, (j + 1) * T, arch.softmax_scale)
-                for j in range(m):
+                        q = Q[cand_index[s0 + j]]
+                        for n in range(T):
+                            for d in range(D):
+                                X[j * T + n, d] = q[d] * k[n, d]
+                    np.dot(X, Wp, Z)
+                    for j in range(m):
+                        qa = QA[cand_index[s0 + j]]
+                        for n in range(T):
+                            for o in range(A1):
+                                Z[j * T + n, o] += kz[n, o] + qa[o]
+                    _activate_rows(Z, m * T, arch.att_act, params, arch, dice, 0)
+                    _mlp_rows(Z, m * T, 1, arch.n_att - 1, arch.att_act, params, arch, dice, att_b, att_c, w)
+                    if arch.softmax:
+                        for j in range(m):
+                            softmax_segment(w, w, j * T, (j + 1) * T, arch.softmax_scale)
+                    for j in range(m):
+                        for d in range(D):
+                            acc = 0.0
+                            for n in range(T):
+                                acc += w[j * T + n] * k[n, d]
+                            u[j, d] = acc
+                elif attend:  # an empty history pools to zero
+                    for j in range(m):
+                        for d in range(D):
+                            u[j, d] = 0.0
+                elif s0 == c_lo:  # the BaseModel: one pooled interest per history
+                    scale = 1.0 if arch.pool == POOL_SUM or T == 0 else 1.0 / T
                     for d in range(D):
                         acc = 0.0
                         for n in range(T):
-                            acc += w[j * T + n] * k[n, d]
-                        u[j, d] = acc
-            elif not attend and s0 == c_lo:  # the BaseModel: one pooled interest per history
-                scale = 1.0 if arch.pool == POOL_SUM or T == 0 else 1.0 / T
-                for d in range(D):
-                    acc = 0.0
-                    for n in range(T):
-                        acc += k[n, d]
-                    u[0, d] = acc * scale
-                for j in range(1, C):
+                            acc += k[n, d]
+                        u[0, d] = acc * scale
+                    for j in range(1, C):
+                        for d in range(D):
+                            u[j, d] = u[0, d]
+                for j in range(m):
+                    q = Q[cand_index[s0 + j]]
                     for d in range(D):
-                        u[j, d] = u[0, d]
-            # attend with an empty history: u stays 0
-            for j in range(m):
-                q = Q[cand_index[s0 + j]]
-                for d in range(D):
-                    x[j, d] = u[j, d] * q[d]
-            np.dot(u[:m], Wu, h1[:m])
-            hm = HM[b]
-            for j in range(m):
-                qm = QM[cand_index[s0 + j]]
-                for o in range(H1):
-                    h1[j, o] += hm[o] + qm[o]
-            # (u⊙q)·Wuq, accumulated row by row into h1 (np.dot cannot add into its output)
-            np.dot(x[:m], Wuq, tmp[:m])
-            for j in range(m):
-                for o in range(H1):
-                    h1[j, o] += tmp[j, o]
-            _activate_rows(h1, m, arch.mlp_act, params, arch, dice, m0)
-            _mlp_rows(h1, m, m0 + 1, n_mlp - 1, arch.mlp_act, params, arch, dice, buf_a, buf_b, logits)
-            for j in range(m):
-                v = logits[j] + cand_bias[s0 + j]
-                out[s0 + j] = sigmoid_exact(v) if probabilities else v
+                        x[j, d] = u[j, d] * q[d]
+                np.dot(u[:m], Wu, h1[:m])
+                np.dot(x[:m], Wuq, tmp[:m])  # (u⊙q)·Wuq, added below (np.dot cannot add into its output)
+                hm = HM[b]
+                for j in range(m):
+                    qm = QM[cand_index[s0 + j]]
+                    for o in range(H1):
+                        h1[j, o] += hm[o] + qm[o] + tmp[j, o]
+                _activate_rows(h1, m, arch.mlp_act, params, arch, dice, m0)
+                _mlp_rows(h1, m, m0 + 1, n_mlp - 1, arch.mlp_act, params, arch, dice, buf_a, buf_b, logits)
+                for j in range(m):
+                    v = logits[j] + cand_bias[s0 + j]
+                    out[s0 + j] = sigmoid_exact(v) if probabilities else v
     return 0
 
