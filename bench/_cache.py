@@ -27,6 +27,10 @@ RESULTS_VERSION = 1
 # existed, so its key leaves them out (and fingerprints the data as goods and categories alone): its cached
 # result stays valid.
 FIELD_OPTIONS = ("use_fields", "field_dim", "field_dims", "multi_hot_pooling")
+# Options added after results were cached, each at a default that computes what runs did before it existed:
+# a config at these defaults leaves them out of its key, so those results stay valid.
+LATER_DEFAULTS = {"train_negatives": None, "train_negative_sampling": "uniform", "select": "gauc",
+                  "select_negatives": "99"}
 
 
 def git_commit() -> str:
@@ -56,7 +60,7 @@ def run_identity(cfg: TrainConfig, data):
     """(key, data sha256) of the run of ``cfg`` on ``data``: the data fingerprinted as its model sees it (only
     the schema fields it takes), the config without the field options where it takes none (FIELD_OPTIONS)."""
     used = [f.name for f in cfg.model_config(data.n_goods, data.n_cates, data.fields).fields]
-    config = cfg.to_json()
+    config = {k: v for k, v in cfg.to_json().items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
     if not used:
         config = {k: v for k, v in config.items() if k not in FIELD_OPTIONS}
     sha = data.fingerprint(fields=used)

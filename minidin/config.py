@@ -313,11 +313,32 @@ class _RunOptions:
                          lambda n, v: _integer(n, v, 1), cli=None, group="run")
     patience: int = option(2, "stop after this many epochs without a better validation GAUC",
                            lambda n, v: _integer(n, v, 0), group="run")
+    train_negatives: int | None = option(None, "K negatives per training positive, drawn again every epoch "
+                                         "(seeded by --seed and the epoch) from the items the user never "
+                                         "interacted with (default: the negatives the data were prepared with)",
+                                         _optional(lambda n, v: _integer(n, v, 1, 10000)), group="run")
+    train_negative_sampling: str = option("uniform", "how --train-negatives draws: uniform, or pop (by how often an "
+                                          "item appears in the sequences)", choices=("uniform", "pop"), group="run")
+    select: str = option("gauc", "the validation metric that picks the best epoch and stops early: gauc (the "
+                         "paper's), auc, or a ranking metric over --select-negatives (hr@10, ndcg@10, mrr)",
+                         choices=("gauc", "auc", "hr@10", "ndcg@10", "mrr"), group="run")
+    select_negatives: str = option("99", "negatives per validation positive for a ranking --select: N (uniform), "
+                                   "pop, pop:N or all", lambda n, v: _negatives(n, v), metavar="N|pop|pop:N|all",
+                                   group="run")
     max_history: int | None = option(None, "keep only the most recent behaviours of each history, for this run "
                                      "(default: the dataset's own window, set by 'minidin prepare --max-history'; "
                                      "none on synthetic data)", _optional(lambda n, v: _integer(n, v, 1)),
                                      group="run")
     threads: int | None = option(None, "Numba threads (default: all cores)", _threads, group="run")
+
+
+def _negatives(n, v):
+    v = str(v).strip().lower()
+    ok = v in ("all", "pop") or (v.startswith("pop:") and v[4:].isdigit() and int(v[4:]) > 0) or \
+        (v.isdigit() and int(v) > 0)
+    if not ok:
+        raise ValueError(f"{n}: expected a count (99), pop, pop:N or all, got {v!r}")
+    return v
 
 
 def _use_fields(n, v):

@@ -169,25 +169,31 @@ class _Optimizer:
         self.reg_tables = [t for t in params.tables if t not in UNREGULARIZED_TABLES]
         self.counts = None
         if reg == "mba":
-            if counts is None:
-                raise ValueError("counts: reg='mba' needs feature counts (minidin.feature_counts(train_data))")
-            self.counts = {}
-            for t in self.reg_tables:
-                if t not in counts:
-                    raise ValueError(f"counts: missing {t!r}")
-                n = np.asarray(counts[t])
-                if n.shape != (params[t].shape[0],):
-                    raise ValueError(f"counts[{t!r}]: shape {n.shape}, expected ({params[t].shape[0]},)")
-                if n.dtype.kind not in "iuf":
-                    raise ValueError(f"counts[{t!r}]: expected numbers of samples, got dtype {n.dtype}")
-                for bad, what in ((~np.isfinite(n), "NaN or infinite"), (n < 0, "negative"),
-                                  (n != np.floor(n), "fractional")):
-                    if np.any(bad):
-                        j = int(np.flatnonzero(bad)[0])
-                        raise ValueError(f"counts[{t!r}]: id {j} has a {what} count ({n[j]}); counts are numbers of "
-                                         f"training samples")
-                self.counts[t] = n.astype(np.int64)
+            self.set_counts(counts)
         self.steps = 0
+
+    def set_counts(self, counts):
+        """MBA's n_j per table ({table: (V,) counts of training samples}), checked; a run whose training samples
+        change between epochs (re-drawn negatives) sets them again."""
+        if counts is None:
+            raise ValueError("counts: reg='mba' needs feature counts (minidin.feature_counts(train_data))")
+        checked = {}
+        for t in self.reg_tables:
+            if t not in counts:
+                raise ValueError(f"counts: missing {t!r}")
+            n = np.asarray(counts[t])
+            if n.shape != (self.params[t].shape[0],):
+                raise ValueError(f"counts[{t!r}]: shape {n.shape}, expected ({self.params[t].shape[0]},)")
+            if n.dtype.kind not in "iuf":
+                raise ValueError(f"counts[{t!r}]: expected numbers of samples, got dtype {n.dtype}")
+            for bad, what in ((~np.isfinite(n), "NaN or infinite"), (n < 0, "negative"),
+                              (n != np.floor(n), "fractional")):
+                if np.any(bad):
+                    j = int(np.flatnonzero(bad)[0])
+                    raise ValueError(f"counts[{t!r}]: id {j} has a {what} count ({n[j]}); counts are numbers of "
+                                     f"training samples")
+            checked[t] = n.astype(np.int64)
+        self.counts = checked
 
     def _check_grads(self, grads):
         """Every gradient matches its parameter before anything moves: ValueError names the parameter."""

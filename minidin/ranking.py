@@ -33,9 +33,74 @@ from .layers.bag import gather_sets
 DEFAULT_NEGATIVES = 99
 
 
+def _interacted_keys(dataset):
+    """Sorted int64 keys user · n_goods + goods of every (user, goods) pair the user interacted with."""
+    I = dataset.n_goods
+    off = dataset.seq_offsets
+    users = np.repeat(np.arange(dataset.n_users, dtype=np.int64), np.diff(off))
+    keys = [users * I + dataset.seq_goods]
+    for s in dataset.splits.values():
+        pos = s.labels == 1
+        keys.append(s.users[pos] * I + s.cand_goods[pos])
+    return np.unique(np.concatenate(keys))
+
+
+def popularity(dataset) -> np.ndarray:
+    """(n_goods,) how often each goods id appears in the users' sequences (the popularity baseline's score and
+    the 'pop' sampler's weight)."""
+    return np.bincount(dataset.seq_goods, minlength=dataset.n_goods).astype(np.float64)
+
+
+def resample_train_negatives(dataset, k, mode, rng):
+    """A copy of ``dataset`` whose train split is its positives, each followed by ``k`` negatives drawn from the
+    items its user never interacted with (uniformly, or ``mode="pop"`` by popularity), sharing the positive's
+    history and context. The caller's dataset is not changed."""
+    import dataclasses
+
+    from .data.dataset import Split
+
+    s = dataset.splits["train"]
+    pos = np.flatnonzero(s.labels == 1)
+    if pos.size == 0:
+        raise ValueError("train_negatives: the train split has no positive sample")
+    I = dataset.n_goods
+    keys = _interacted_keys(dataset)
+    users = np.repeat(s.users[pos], k)
+    p = None
+    if mode == "pop":
+        p = popularity(dataset)
+        p /= p.sum()
+    neg = rng.choice(I, size=users.shape[0], p=p) if p is not None else rng.integers(0, I, users.shape[0])
+    for _ in range(1000):
+        bad = np.isin(users * I + neg, keys)
+        if not bad.any():
+            break
+        neg[bad] = rng.choice(I, size=int(bad.sum()), p=p) if p is not None else rng.integers(0, I, int(bad.sum()))
+    else:
+        u = int(users[np.flatnonzero(bad)[0]])
+        raise ValueError(f"train_negatives: no negative could be drawn for user {u} (they interacted with (almost) "
+                         f"every item{' that has a popularity' if p is not None else ''})")
+    rows = np.repeat(pos, k + 1)  # each positive, then its k negatives, share the sample's history and context
+    cand = s.cand_goods[rows].copy()
+    is_neg = np.ones(rows.shape[0], bool)
+    is_neg[::k + 1] = False
+    cand[is_neg] = neg
+    labels = (~is_neg).astype(np.float64)
+    cates = s.cand_cates[rows].copy()
+    cates[is_neg] = item_categories(dataset)[neg]
+    context = {f: Bag(*gather_sets(rows, *bag)) for f, bag in s.context.items()}
+    train = Split(s.users[rows], s.ends[rows], cand, cates, labels, None, context)
+    return dataclasses.replace(dataset, splits=dict(dataset.splits, train=train))
+
+
 def parse_negatives(value) -> tuple:
     """``"99"`` -> ("uniform", 99); ``"pop"`` / ``"pop:50"`` -> ("pop", 99 / 50); ``"all"`` -> ("all", None)."""
-    v = str(value).strip().lower()
+    from .config import _negatives
+
+    try:
+        v = _negatives("--negatives", value)
+    except ValueError:
+        raise ValueError(f"--negatives: expected a count (99), pop, pop:N or all, got {value!r}") from None
     if v == "all":
         return "all", None
     if v == "pop":

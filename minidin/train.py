@@ -105,7 +105,10 @@ class _Progress:
 
 
 def _fmt(m):
-    return " ".join(f"{k} {v:.4f}" for k, v in m.items())
+    """'auc 0.7000 gauc 0.6900 ...', a ranking selection's metrics included."""
+    flat = {k: v for k, v in m.items() if isinstance(v, float)}
+    flat.update({k: v for k, v in m.get("ranking", {}).items() if k in ("hr@10", "ndcg@10", "mrr")})
+    return " ".join(f"{k} {v:.4f}" for k, v in flat.items())
 
 
 def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress="stderr", resume_epochs=None,
@@ -146,6 +149,11 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
         numba.set_num_threads(threads)
 
 
+def start_epoch(saved) -> int:
+    """The first epoch a run trains: 0, or the one after a checkpoint's."""
+    return 0 if saved is None else saved["epoch"] + 1
+
+
 def _train(dataset, cfg, out, log, progress, arrays, saved):
     """The loop of ``train``; ``arrays``/``saved`` are the checkpoint to resume from (None: a new run)."""
     history, best, bad_epochs, start = [], None, 0, 0
@@ -166,7 +174,18 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
     window = dataset.window(cfg.max_history)
     if saved is not None and "max_history" in saved:
         window = dataset.window(saved["max_history"])
-    counts = dataset.feature_counts("train", window) if cfg.reg == "mba" else None
+    def epoch_data(epoch):
+        """The data of one epoch: the dataset, or (--train-negatives) its train positives with negatives drawn
+        for this epoch, from a stream seeded by (seed, epoch) alone, so a resumed run draws the same."""
+        if not cfg.train_negatives:
+            return dataset
+        from .ranking import resample_train_negatives
+
+        return resample_train_negatives(dataset, cfg.train_negatives, cfg.train_negative_sampling,
+                                        np.random.default_rng([cfg.seed, 3, epoch]))
+
+    data0 = epoch_data(start_epoch(saved))
+    counts = data0.feature_counts("train", window) if cfg.reg == "mba" else None
     if saved is not None:
         model = restore_model(arrays, saved)
         opt = build_optimizer(cfg, model, counts)
@@ -181,7 +200,6 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
         rng = np.random.default_rng([cfg.seed, 1])  # shuffling stream, separate from initialisation
     names = field_names(model)
     oracles = {s: oracle(dataset, s) for s in ("valid", "test")}
-    n_train = len(dataset.splits["train"])
     train_seconds = sum(h["train_seconds"] for h in history)
     samples_seen = sum(h["train_samples"] for h in history)
 
@@ -197,11 +215,15 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
         if bad_epochs > 0 and bad_epochs >= cfg.patience:
             break  # a resumed run that had already stopped early
         opt.lr = cfg.lr * cfg.lr_decay ** epoch
+        data = data0 if epoch == start else epoch_data(epoch)
+        if data is not dataset and epoch != start and cfg.reg == "mba":
+            opt.set_counts(data.feature_counts("train", window))  # n_j of this epoch's samples
+        n_train = len(data.splits["train"])
         bar = _Progress(progress, n_train, epoch, cfg.epochs)
         t0 = time.perf_counter()
         loss_sum, done = 0.0, 0
-        for idx, batch in dataset.batches("train", cfg.batch_size, shuffle=True, rng=rng, max_history=window,
-                                          fields=names):
+        for idx, batch in data.batches("train", cfg.batch_size, shuffle=True, rng=rng, max_history=window,
+                                       fields=names):
             loss, grads = model.loss_and_grad(batch)
             if not math.isfinite(loss):
                 raise TrainingError(f"loss became {loss} at epoch {epoch + 1}, after {done} samples "
@@ -221,9 +243,21 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
         m = {s: evaluate(model, dataset, s, max_history=window) for s in ("valid", "test")}
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(done, 1), "train_seconds": seconds,
                         "train_samples": done, "lr": opt.lr, "metrics": m})
-        improved = best is None or m["valid"]["gauc"] > best["valid"]["gauc"]
+        if cfg.select in ("gauc", "auc"):
+            selected = m["valid"][cfg.select]
+        else:  # a ranking metric over sampled validation negatives, seeded the same every epoch
+            from .ranking import evaluate_ranking
+
+            r = evaluate_ranking(model, dataset, "valid", cfg.select_negatives, seed=cfg.seed, max_history=window)
+            r.pop("protocol"), r.pop("seconds")  # the metrics only: a resumed run's history equals a straight one
+            m["valid"]["ranking"] = r
+            selected = r[cfg.select]
+        previous = None if best is None else best.get("selected", best["valid"].get(cfg.select))
+        improved = previous is None or selected > previous
         if improved:
             best = {"epoch": epoch + 1, **m}
+            if cfg.select != "gauc":
+                best["selected"] = selected
             bad_epochs = 0
         else:
             bad_epochs += 1
@@ -237,7 +271,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
                 save_checkpoint(os.path.join(out, "best.npz"), model, meta(epoch), opt)
             save_checkpoint(os.path.join(out, "last.npz"), model, meta(epoch), opt)
         if bad_epochs > 0 and bad_epochs >= cfg.patience:
-            log(f"early stop: no better validation GAUC for {bad_epochs} epoch(s)")
+            log(f"early stop: no better validation {cfg.select.upper()} for {bad_epochs} epoch(s)")
             break
     summary = {"model": cfg.model, "activation": cfg.activation, "reg": cfg.reg, "reg_lambda": cfg.reg_lambda,
                "max_history": window,

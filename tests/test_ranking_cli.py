@@ -103,3 +103,44 @@ def test_recommend_writes_original_ids(tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()[1:]
     clicked = {"tent", "stove", "boots"}  # u2's clicks in the fixture
     assert not {line.split(",")[2] for line in printed} & clicked
+
+
+def test_train_negatives_are_drawn_again_every_epoch(tmp_path):
+    from minidin.ranking import _interacted_keys, resample_train_negatives
+
+    prepare_amazon(tmp_path / "d", sequences=FIX / "amazon_seq.txt", attributes=FIX / "amazon_attr.json")
+    ds = Dataset.load(tmp_path / "d")
+    before = ds.fingerprint()
+    a = resample_train_negatives(ds, 2, "uniform", np.random.default_rng([0, 3, 0]))
+    b = resample_train_negatives(ds, 2, "uniform", np.random.default_rng([0, 3, 1]))
+    again = resample_train_negatives(ds, 2, "uniform", np.random.default_rng([0, 3, 0]))
+    assert ds.fingerprint() == before  # the caller's dataset is not changed
+    s, orig = a.splits["train"], ds.splits["train"]
+    assert len(s) == 3 * int(orig.labels.sum()) and s.labels.sum() == orig.labels.sum()
+    assert np.array_equal(s.labels.reshape(-1, 3), np.tile([1.0, 0.0, 0.0], (len(s) // 3, 1)))
+    keys = _interacted_keys(ds)
+    neg = s.labels == 0
+    assert not np.isin(s.users[neg] * ds.n_goods + s.cand_goods[neg], keys).any()  # never an item they touched
+    assert np.array_equal(s.ends.reshape(-1, 3), np.repeat(s.ends[::3, None], 3, axis=1))  # the positive's history
+    assert np.array_equal(again.splits["train"].cand_goods, s.cand_goods)  # seeded by (seed, epoch)
+    assert not np.array_equal(b.splits["train"].cand_goods, s.cand_goods)  # drawn again the next epoch
+    pop = resample_train_negatives(ds, 1, "pop", np.random.default_rng(0)).splits["train"]
+    assert pop.labels.sum() == orig.labels.sum()
+
+
+def test_train_with_negatives_and_a_ranking_selection_resumes_exactly(tmp_path):
+    prepare_amazon(tmp_path / "d", sequences=FIX / "amazon_seq.txt", attributes=FIX / "amazon_attr.json")
+    common = ["--data", str(tmp_path / "d"), "--batch-size", "4", "--goods-dim", "4", "--cate-dim", "4",
+              "--attention-units", "4", "--hidden-units", "4", "--train-negatives", "2", "--select", "ndcg@10",
+              "--select-negatives", "1", "--reg", "mba", "--reg-lambda", "0.1", "--patience", "5"]
+    assert main(["train", *common, "--epochs", "3", "--out", str(tmp_path / "a"), "--json", str(tmp_path / "a.json")]) == 0
+    assert main(["train", *common, "--epochs", "2", "--out", str(tmp_path / "b")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "b"), "--epochs", "3", "--data", str(tmp_path / "d"),
+                 "--json", str(tmp_path / "b.json")]) == 0
+    a, b = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
+    assert [h["valid"] for h in a["history"]] == [h["valid"] for h in b["history"]]
+    assert "ranking" in a["history"][0]["valid"] and "ndcg@10" in a["history"][0]["valid"]["ranking"]
+    cfg = json.loads((tmp_path / "a" / "best.json").read_text())["train_config"]
+    assert cfg["train_negatives"] == 2 and cfg["select"] == "ndcg@10"
+    ndcg = [h["valid"]["ranking"]["ndcg@10"] for h in a["history"]]
+    assert a["best_epoch"] == 1 + max(range(len(ndcg)), key=lambda i: (ndcg[i], -i))  # the first best epoch
