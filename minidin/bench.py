@@ -110,7 +110,7 @@ def dataset_batches(dataset, batch_size, n_batches, rng):
 
 
 def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, seed=0, n_goods=10000, n_cates=200,
-        compare=True, lr=0.01, dataset=None, peak_gflops=PEAK_GFLOPS, schema=True, rank=True):
+        compare=True, lr=0.01, dataset=None, peak_gflops=PEAK_GFLOPS, schema=True, rank=True, ranking_histories=1000):
     """Throughput rows and one-sample latency, minidin and (if installed and ``compare``) PyTorch side by side.
 
     ``ceiling_pct`` is the training rate's useful FLOPs (``flops_per_sample`` of the model at the timed batches'
@@ -168,7 +168,8 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         numba.set_num_threads(max(threads))
         schema_rows = _schema_rows(rows, batch_sizes, max(threads), samples, repeats, seed, n_goods, n_cates, lr) \
             if schema else []
-        ranking = ranking_row(model, rng, n_goods, n_cates, repeats=repeats) if rank else None
+        ranking = ranking_row(model, rng, n_goods, n_cates, histories=ranking_histories, repeats=repeats) \
+            if rank else None
         one = Batch(rng.integers(0, n_goods, 9), rng.integers(0, n_cates, 9), [0, 9], [1], [1])
         latency = _latency(model.predict, one)
         torch_latency = None

@@ -415,7 +415,7 @@ def cmd_bench(args):
         from .data import Dataset
         dataset = Dataset.load(args.data)
     res = run(args.batch_sizes, args.threads, samples=args.samples, repeats=args.repeats, compare=not args.no_torch,
-              schema=not args.no_schema, rank=not args.no_ranking,
+              schema=not args.no_schema, rank=not args.no_ranking, ranking_histories=args.ranking_histories,
               dataset=dataset, peak_gflops=args.peak_gflops)
     print(format_table(res))
     if args.json:
@@ -514,6 +514,8 @@ def _add_commands(sub):
                     help="skip the rows of the model with a schema (a multi-hot item field, two user fields)")
     bn.add_argument("--no-ranking", action="store_true",
                     help="skip the ranking row (model.score on 100 candidates per history against predict)")
+    bn.add_argument("--ranking-histories", type=_positive_int, default=1000, metavar="N",
+                    help="histories of the ranking row, 100 candidates each")
     bn.add_argument("--no-torch", action="store_true",
                     help="skip the PyTorch side-by-side columns even when torch is installed")
     bn.add_argument("--json", metavar="PATH", default=None)

@@ -48,10 +48,11 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
 
     p = tmp_path / "b.json"
     assert main(["bench", "--batch-sizes", "4", "--threads", "1", "--samples", "8", "--repeats", "1",
-                 "--json", str(p)]) == 0
+                 "--ranking-histories", "3", "--json", str(p)]) == 0
     res = json.loads(p.read_text())
     assert res["rows"][0]["batch"] == 4 and res["rows"][0]["train_sps"] > 0 and res["latency_us"] > 0
     schema = res["schema_rows"][0]
     assert schema["batch"] == 4 and schema["train_sps"] > 0 and schema["train_vs_default"] > 0
+    assert res["ranking"]["histories"] == 3 and res["ranking"]["score_sps"] > 0
     out = capsys.readouterr().out
     assert "train samples/s" in out and "with a schema (genres: item, multi-hot, gender: user" in out
