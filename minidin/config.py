@@ -318,7 +318,7 @@ class _RunOptions:
                                          "interacted with (default: the negatives the data were prepared with)",
                                          _optional(lambda n, v: _integer(n, v, 1, 10000)), group="run")
     train_negative_sampling: str = option("uniform", "how --train-negatives draws: uniform, or pop (by how often an "
-                                          "item appears in the sequences)", choices=("uniform", "pop"), group="run")
+                                          "item is a positive training sample)", choices=("uniform", "pop"), group="run")
     select: str = option("gauc", "the validation metric that picks the best epoch and stops early: gauc (the "
                          "paper's), auc, or a ranking metric over --select-negatives (hr@10, ndcg@10, mrr)",
                          choices=("gauc", "auc", "hr@10", "ndcg@10", "mrr"), group="run")

@@ -7,7 +7,7 @@ history, user and context, and its positive item, ranked among negatives:
 - ``negatives="N"``: N items drawn uniformly (seeded) from the items the user
   never interacted with (the S3-Rec protocol: 99);
 - ``"pop"`` / ``"pop:N"``: N (default 99) drawn with probability proportional to
-  an item's count in the training sequences, again excluding the user's items;
+  an item's number of positive training samples, again excluding the user's items;
 - ``"all"``: every item of the catalogue the user never interacted with (full
   ranking);
 - ``candidates_file``: the negatives given per user, one line ``user neg1 neg2 ...``
@@ -46,9 +46,10 @@ def _interacted_keys(dataset):
 
 
 def popularity(dataset) -> np.ndarray:
-    """(n_goods,) how often each goods id appears in the users' sequences (the popularity baseline's score and
-    the 'pop' sampler's weight)."""
-    return np.bincount(dataset.seq_goods, minlength=dataset.n_goods).astype(np.float64)
+    """(n_goods,) how many positive training samples each goods id is the candidate of (the popularity
+    baseline's score and the 'pop' sampler's weight; validation and test never count)."""
+    s = dataset.splits["train"]
+    return np.bincount(s.cand_goods[s.labels == 1], minlength=dataset.n_goods).astype(np.float64)
 
 
 def resample_train_negatives(dataset, k, mode, rng):
@@ -173,10 +174,8 @@ def _negatives(mode, n, users, positives, seen, dataset, rng, given):
     """Per query, its negatives (a list of arrays)."""
     I = dataset.n_goods
     if mode == "pop":
-        counts = np.bincount(dataset.splits["train"].cand_goods[dataset.splits["train"].labels == 1],
-                             minlength=I).astype(np.float64)
-        counts += np.bincount(dataset.seq_goods, minlength=I)
-        p = counts / counts.sum()
+        p = popularity(dataset)
+        p /= p.sum()
     out = []
     for u, pos in zip(users.tolist(), positives.tolist()):
         own = seen[u]
