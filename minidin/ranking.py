@@ -188,21 +188,27 @@ def _negatives(mode, n, users, positives, seen, dataset, rng, given):
                                  f"held-out item {dataset.vocab['goods'][pos]!r}")
             out.append(neg)
             continue
-        free = I - len(own)
         if mode == "all":
             mask = np.ones(I, bool)
             mask[list(own)] = False
             out.append(np.flatnonzero(mask))
             continue
+        if mode == "pop":  # without replacement among the items with a popularity the user never touched
+            mask = p > 0
+            mask[list(own)] = False
+            pool = np.flatnonzero(mask)
+            if pool.shape[0] < n:
+                raise ValueError(f"--negatives: user {u} has only {pool.shape[0]} items with a training positive "
+                                 f"that they never interacted with; {n} negatives cannot be drawn by popularity")
+            out.append(rng.choice(pool, size=n, replace=False, p=p[pool] / p[pool].sum()).astype(np.int64))
+            continue
+        free = I - len(own)
         if free < n:
             raise ValueError(f"--negatives: user {u} interacted with all but {free} of the {I} items; {n} negatives "
                              f"cannot be drawn")
-        picked = []
-        got = set()
-        while len(picked) < n:
-            draw = rng.choice(I, size=2 * (n - len(picked)), p=p) if mode == "pop" else \
-                rng.integers(0, I, 2 * (n - len(picked)))
-            for g in draw.tolist():
+        picked, got = [], set()
+        while len(picked) < n:  # uniform, without replacement, by rejection: ends, since free >= n
+            for g in rng.integers(0, I, 2 * (n - len(picked))).tolist():
                 if g not in own and g not in got:
                     got.add(g)
                     picked.append(g)

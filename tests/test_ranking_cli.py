@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minidin
 from minidin.cli import main
 from minidin.data import Dataset
 from minidin.data.csv_prepare import prepare_csv
@@ -38,8 +39,33 @@ def test_evaluate_ranking_writes_the_contract_keys(amazon_run, capsys):
     # full ranking: every item the user never interacted with
     assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--negatives", "all", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["ranking_protocol"].startswith("full ranking")
-    assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--negatives", "pop:1", "--json", str(out)]) == 0
-    assert "by popularity" in json.loads(out.read_text())["ranking_protocol"]
+    # every item with a training positive is one this tiny fixture's users touched: a clear error, not a hang
+    assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--negatives", "pop:1"]) == 2
+    assert "cannot be drawn by popularity" in capsys.readouterr().err
+
+
+def test_popularity_negatives_on_synthetic_data():
+    from minidin.data import make_synthetic
+    from minidin.ranking import _interacted_keys, evaluate_ranking, popularity, _negatives, interacted
+
+    data = make_synthetic(n_users=60, seed=1)
+    model = minidin.DIN(data.n_goods, data.n_cates, goods_dim=4, cate_dim=4, attention_units=(4,), hidden_units=(4,))
+    res = evaluate_ranking(model, data, "valid", "pop:5", seed=3)
+    assert res["users"] == int(data.splits["valid"].labels.sum()) and "by popularity" in res["protocol"]
+    s = data.splits["valid"]
+    q = s.labels == 1
+    negs = _negatives("pop", 5, s.users[q], s.cand_goods[q], interacted(data), data, np.random.default_rng(0), None)
+    pop = popularity(data)
+    keys = _interacted_keys(data)
+    for u, n in zip(s.users[q], negs):
+        assert len(set(n.tolist())) == 5 and np.all(pop[n] > 0)  # distinct, each with a training positive
+        assert not np.isin(u * data.n_goods + n, keys).any()
+    from minidin.ranking import resample_train_negatives
+
+    t = resample_train_negatives(data, 2, "pop", np.random.default_rng(0)).splits["train"]
+    neg = t.labels == 0
+    assert neg.sum() == 2 * (t.labels == 1).sum() and np.all(pop[t.cand_goods[neg]] > 0)
+    assert not np.isin(t.users[neg] * data.n_goods + t.cand_goods[neg], keys).any()
 
 
 def test_candidates_file_in_the_s3rec_format(amazon_run, tmp_path):
@@ -124,8 +150,8 @@ def test_train_negatives_are_drawn_again_every_epoch(tmp_path):
     assert np.array_equal(s.ends.reshape(-1, 3), np.repeat(s.ends[::3, None], 3, axis=1))  # the positive's history
     assert np.array_equal(again.splits["train"].cand_goods, s.cand_goods)  # seeded by (seed, epoch)
     assert not np.array_equal(b.splits["train"].cand_goods, s.cand_goods)  # drawn again the next epoch
-    pop = resample_train_negatives(ds, 1, "pop", np.random.default_rng(0)).splits["train"]
-    assert pop.labels.sum() == orig.labels.sum()
+    with pytest.raises(ValueError, match="no negative could be drawn"):  # every popular item is touched here
+        resample_train_negatives(ds, 1, "pop", np.random.default_rng(0))
 
 
 def test_train_with_negatives_and_a_ranking_selection_resumes_exactly(tmp_path):
