@@ -95,6 +95,43 @@ def _run(data_dir, root, cache, runs, ds_name, name, neg, seed):
           f"test HR@10 {res['test']['hr@10']:.4f} NDCG@10 {res['test']['ndcg@10']:.4f} ({train_s:.0f}s)", flush=True)
 
 
+FULL_QUERIES = 1000  # full ranking (every item the user never touched) on this many test users, seed 0's model
+
+
+def _full(data_dir, root, cache, runs, ds_name, name, neg):
+    """Full ranking of seed 0's checkpoint on FULL_QUERIES test positives drawn at random (seed 0), cached."""
+    data = Dataset.load(os.path.join(data_dir, ds_name))
+    sample = os.path.join(root, "amazon-s3rec-5core", SETS[ds_name])
+    key = _key(ds_name, data, name, neg, 0, sample)[0] + f":full{FULL_QUERIES}"
+    path = _path(cache, ds_name, name, neg, 0)[:-5] + f"-full{FULL_QUERIES}.json"
+    if _cached(path, key) is not None:
+        return
+    model = load(os.path.join(runs, ds_name, f"{name}-neg{neg or 'prepared'}-seed0"))
+    res = {"test": evaluate_ranking(model, data, "test", "all", seed=0, max_queries=FULL_QUERIES),
+           "provenance": {"key": key, "commit": COMMIT}}
+    with open(path + ".tmp", "w") as f:
+        json.dump(res, f)
+    os.replace(path + ".tmp", path)
+
+
+def popularity_full(data):
+    """The popularity baseline's full ranking on the same FULL_QUERIES test positives."""
+    from minidin.ranking import interacted
+
+    pop = popularity(data)
+    s = data.splits["test"]
+    q = np.flatnonzero(s.labels == 1)
+    q = np.sort(np.random.default_rng([0, 7]).choice(q, size=min(FULL_QUERIES, q.size), replace=False))
+    seen = interacted(data)
+    negs = []
+    for u in s.users[q]:
+        mask = np.ones(data.n_goods, bool)
+        mask[list(seen[u])] = False
+        negs.append(np.flatnonzero(mask))
+    off = np.r_[0, np.cumsum([len(n) for n in negs])]
+    return metrics.ranking_metrics(metrics.positive_ranks(pop[s.cand_goods[q]], pop[np.concatenate(negs)], off))
+
+
 def popularity_row(data, sample):
     """The popularity baseline on the same candidates: score = the item's number of positive training samples."""
     from minidin.ranking import read_candidates_file
@@ -123,7 +160,8 @@ def main():
     args = ap.parse_args()
     pool = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) if args.jobs > 1 else None
     lines = ["| data | model | train negatives | seeds | HR@10 | NDCG@10 | HR@1 | MRR | valid NDCG@10 | "
-             "train min | eval s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "train min | eval s | full HR@10 | full NDCG@10 | full eval s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     t0 = time.time()
     for ds_name in args.only or list(SETS):
         ddir = os.path.join(args.data_dir, ds_name)
@@ -155,9 +193,16 @@ def main():
             if done:
                 chosen[n] = max(done, key=lambda neg: cell(n, neg, 0)["valid"]["ndcg@10"])
         run_all([(n, chosen[n], s) for n in chosen for s in range(args.seeds)])
-        p = popularity_row(data, sample)
+        full = {}
+        for n in chosen:
+            fpath = _path(args.cache, ds_name, n, chosen[n], 0)[:-5] + f"-full{FULL_QUERIES}.json"
+            fkey = _key(ds_name, data, n, chosen[n], 0, sample)[0] + f":full{FULL_QUERIES}"
+            if _cached(fpath, fkey) is None and not args.no_run and cell(n, chosen[n], 0) is not None:
+                _full(args.data_dir, args.data_root, args.cache, args.runs, ds_name, n, chosen[n])
+            full[n] = _cached(fpath, fkey)
+        p, pf = popularity_row(data, sample), popularity_full(data)
         lines.append(f"| {ds_name} | popularity | – | – | {p['hr@10']:.4f} | {p['ndcg@10']:.4f} | {p['hr@1']:.4f} | "
-                     f"{p['mrr']:.4f} | – | – | – |")
+                     f"{p['mrr']:.4f} | – | – | – | {pf['hr@10']:.4f} | {pf['ndcg@10']:.4f} | – |")
         for n in MODELS:
             if n not in chosen:
                 continue
@@ -172,9 +217,11 @@ def main():
             lines.append(f"| {ds_name} | {n} | {chosen[n] or 'prepared (1)'} | {len(res)} | {ms('hr@10')} | "
                          f"{ms('ndcg@10')} | {ms('hr@1')} | {ms('mrr')} | {ms('ndcg@10', 'valid')} | "
                          f"{np.mean([r['train_seconds'] for r in res]) / 60:.1f} | "
-                         f"{np.mean([r['test']['seconds'] for r in res]):.0f} |")
+                         f"{np.mean([r['test']['seconds'] for r in res]):.0f} | "
+                         + (f"{full[n]['test']['hr@10']:.4f} | {full[n]['test']['ndcg@10']:.4f} | "
+                            f"{full[n]['test']['seconds']:.0f} |" if full.get(n) else "| | |"))
         for name, hr, ndcg in PUBLISHED[ds_name]:
-            lines.append(f"| {ds_name} | {name} (S3-Rec paper) | | | {hr:.4f} | {ndcg:.4f} | | | | | |")
+            lines.append(f"| {ds_name} | {name} (S3-Rec paper) | | | {hr:.4f} | {ndcg:.4f} | | | | | | | | |")
     if pool is not None:
         pool.shutdown()
     text = "\n".join(lines) + "\n"

@@ -268,7 +268,8 @@ def cmd_evaluate(args):
             if args.candidates is not None and split == "valid":
                 continue  # a candidates file holds the test split's negatives
             res["ranking"][split] = evaluate_ranking(model, data, split, args.negatives, args.candidates,
-                                                     args.ranking_seed, max_history=window)
+                                                     args.ranking_seed, max_history=window,
+                                                     max_queries=args.ranking_queries)
         res["ranking_protocol"] = next(iter(res["ranking"].values())).pop("protocol")
         for m in res["ranking"].values():
             m.pop("protocol", None)
@@ -479,6 +480,9 @@ def _add_commands(sub):
                                                         "neg1 neg2 ...' with the source files' ids (S3-Rec's "
                                                         "*_sample.txt); ranks the test split on them")
     e.add_argument("--ranking-seed", type=int, default=0, help="seed of the sampled negatives")
+    e.add_argument("--ranking-queries", type=_positive_int, default=None, metavar="N",
+                   help="rank only N positives of each split, drawn at random with --ranking-seed (full ranking over "
+                        "a large catalogue costs the number of positives times the number of items)")
     e.set_defaults(func=cmd_evaluate)
 
     r = _add_checkpoint_parser(sub, "recommend", help="the top-K items of the whole catalogue for a user",

@@ -219,13 +219,18 @@ def _negatives(mode, n, users, positives, seen, dataset, rng, given):
 
 
 def evaluate_ranking(model, dataset, split, negatives="99", candidates_file=None, seed=0, histories_per_call=256,
-                     max_history=None) -> dict:
+                     max_history=None, max_queries=None) -> dict:
     """HR@{1,5,10}, NDCG@{5,10}, MRR and "users" of ranking each positive sample of ``split`` among its
-    negatives (see the module docstring), plus "seconds"; the protocol in words under "protocol"."""
+    negatives (see the module docstring), plus "seconds"; the protocol in words under "protocol".
+    ``max_queries``: rank only that many positives, drawn at random (seeded by ``seed``), e.g. to afford full
+    ranking over a large catalogue."""
     s = dataset.splits[split]
     q = np.flatnonzero(s.labels == 1)
     if q.size == 0:
         raise ValueError(f"{split}: no positive sample to rank")
+    sampled = max_queries is not None and q.size > max_queries
+    if sampled:
+        q = np.sort(np.random.default_rng([seed, 7]).choice(q, size=max_queries, replace=False))
     mode, n = parse_negatives(negatives) if candidates_file is None else ("file", None)
     given = read_candidates_file(candidates_file, dataset) if candidates_file is not None else None
     t0 = time.perf_counter()
@@ -253,6 +258,8 @@ def evaluate_ranking(model, dataset, split, negatives="99", candidates_file=None
                        "full ranking over every item the user never interacted with" if mode == "all" else
                        f"{n} negatives drawn {'uniformly' if mode == 'uniform' else 'by popularity'} from the items "
                        f"the user never interacted with (seed {seed})")
+    if sampled:
+        out["protocol"] += f", for {max_queries} positives drawn at random (seed {seed})"
     return out
 
 

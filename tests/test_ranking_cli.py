@@ -39,6 +39,10 @@ def test_evaluate_ranking_writes_the_contract_keys(amazon_run, capsys):
     # full ranking: every item the user never interacted with
     assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--negatives", "all", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["ranking_protocol"].startswith("full ranking")
+    assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--negatives", "all", "--ranking-queries", "2",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["ranking"]["test"]["users"] == 2 and "for 2 positives drawn at random" in res["ranking_protocol"]
     # every item with a training positive is one this tiny fixture's users touched: a clear error, not a hang
     assert main(["evaluate", str(amazon_run / "run"), "--ranking", "--negatives", "pop:1"]) == 2
     assert "cannot be drawn by popularity" in capsys.readouterr().err
