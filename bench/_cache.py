@@ -101,3 +101,18 @@ def cached_run(path, data, config: dict, label: str):
     print(f"{label}: valid GAUC {summary['valid']['gauc']:.4f} test GAUC {summary['test']['gauc']:.4f} "
           f"(best epoch {summary['best_epoch']}, {summary['wall_seconds']:.0f}s)", flush=True)
     return summary
+
+
+def replace_table(path, name, text):
+    """Put ``text`` between the ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` markers of ``path`` (written to a
+    temporary file, then renamed); without the markers, say so and leave the file alone."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    with open(path) as f:
+        doc = f.read()
+    if start not in doc or end not in doc:
+        print(f"{path}: no {start} ... {end} markers; printing only")
+        return
+    doc = doc[:doc.index(start) + len(start)] + "\n" + text + doc[doc.index(end):]
+    with open(path + ".tmp", "w") as f:
+        f.write(doc)
+    os.replace(path + ".tmp", path)

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minidin.data import Dataset  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
 from minidin.train import TrainConfig  # noqa: E402
-from bench._cache import cached_run, read_cached, run_identity  # noqa: E402
+from bench._cache import cached_run, read_cached, replace_table, run_identity  # noqa: E402
 from bench.reproduce_real import DATASETS, ROWS, TRAIN  # noqa: E402
 
 SETS = ("ml-latest-small", "beauty")
@@ -126,16 +126,7 @@ def main():
     if pool is not None:
         pool.shutdown()
     text = "\n".join(lines) + "\n"
-    start, end = "<!-- fields-table:start -->", "<!-- fields-table:end -->"
-    with open(args.out) as f:
-        doc = f.read()
-    if start in doc and end in doc:
-        doc = doc[:doc.index(start) + len(start)] + "\n" + text + doc[doc.index(end):]
-        with open(args.out + ".tmp", "w") as f:
-            f.write(doc)
-        os.replace(args.out + ".tmp", args.out)
-    else:
-        print(f"{args.out}: no {start} ... {end} markers; printing only")
+    replace_table(args.out, "fields-table", text)
     print(text)
     print(f"{args.seeds} seeds; {time.time() - t0:.0f}s this invocation (cached runs are not re-run)")
 

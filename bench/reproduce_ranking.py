@@ -32,7 +32,7 @@ from minidin.checkpoint import load  # noqa: E402
 from minidin.data import Dataset  # noqa: E402
 from minidin.ranking import evaluate_ranking, popularity  # noqa: E402
 from minidin.train import TrainConfig, train  # noqa: E402
-from bench._cache import COMMIT, RESULTS_VERSION, run_identity  # noqa: E402
+from bench._cache import COMMIT, RESULTS_VERSION, read_cached, replace_table, run_identity  # noqa: E402
 from bench.reproduce_real import DATASETS, ROWS, TRAIN  # noqa: E402
 
 SETS = {"beauty": "Beauty_sample.txt", "sports": "Sports_and_Outdoors_sample.txt"}
@@ -61,20 +61,12 @@ def _key(ds_name, data, name, neg, seed, sample_file):
     return key + ":" + os.path.basename(sample_file), sha
 
 
-def _cached(path, key):
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        res = json.load(f)
-    return res if res.get("provenance", {}).get("key") == key else None
-
-
 def _run(data_dir, root, cache, runs, ds_name, name, neg, seed):
     data = Dataset.load(os.path.join(data_dir, ds_name))
     sample = os.path.join(root, "amazon-s3rec-5core", SETS[ds_name])
     key, sha = _key(ds_name, data, name, neg, seed, sample)
     path = _path(cache, ds_name, name, neg, seed)
-    if _cached(path, key) is not None:
+    if read_cached(path, key) is not None:
         return
     cfg = TrainConfig(**_config(ds_name, name, neg, seed))
     out = os.path.join(runs, ds_name, f"{name}-neg{neg or 'prepared'}-seed{seed}")
@@ -104,7 +96,7 @@ def _full(data_dir, root, cache, runs, ds_name, name, neg):
     sample = os.path.join(root, "amazon-s3rec-5core", SETS[ds_name])
     key = _key(ds_name, data, name, neg, 0, sample)[0] + f":full{FULL_QUERIES}"
     path = _path(cache, ds_name, name, neg, 0)[:-5] + f"-full{FULL_QUERIES}.json"
-    if _cached(path, key) is not None:
+    if read_cached(path, key) is not None:
         return
     model = load(os.path.join(runs, ds_name, f"{name}-neg{neg or 'prepared'}-seed0"))
     res = {"test": evaluate_ranking(model, data, "test", "all", seed=0, max_queries=FULL_QUERIES),
@@ -171,7 +163,7 @@ def main():
         sample = os.path.join(args.data_root, "amazon-s3rec-5core", SETS[ds_name])
 
         def cell(name, neg, seed):
-            return _cached(_path(args.cache, ds_name, name, neg, seed),
+            return read_cached(_path(args.cache, ds_name, name, neg, seed),
                            _key(ds_name, data, name, neg, seed, sample)[0])
 
         def run_all(cells):
@@ -197,9 +189,9 @@ def main():
         for n in chosen:
             fpath = _path(args.cache, ds_name, n, chosen[n], 0)[:-5] + f"-full{FULL_QUERIES}.json"
             fkey = _key(ds_name, data, n, chosen[n], 0, sample)[0] + f":full{FULL_QUERIES}"
-            if _cached(fpath, fkey) is None and not args.no_run and cell(n, chosen[n], 0) is not None:
+            if read_cached(fpath, fkey) is None and not args.no_run and cell(n, chosen[n], 0) is not None:
                 _full(args.data_dir, args.data_root, args.cache, args.runs, ds_name, n, chosen[n])
-            full[n] = _cached(fpath, fkey)
+            full[n] = read_cached(fpath, fkey)
         p, pf = popularity_row(data, sample), popularity_full(data)
         lines.append(f"| {ds_name} | popularity | – | – | {p['hr@10']:.4f} | {p['ndcg@10']:.4f} | {p['hr@1']:.4f} | "
                      f"{p['mrr']:.4f} | – | – | – | {pf['hr@10']:.4f} | {pf['ndcg@10']:.4f} | – |")
@@ -225,16 +217,7 @@ def main():
     if pool is not None:
         pool.shutdown()
     text = "\n".join(lines) + "\n"
-    start, end = "<!-- ranking-table:start -->", "<!-- ranking-table:end -->"
-    with open(args.out) as f:
-        doc = f.read()
-    if start in doc and end in doc:
-        doc = doc[:doc.index(start) + len(start)] + "\n" + text + doc[doc.index(end):]
-        with open(args.out + ".tmp", "w") as f:
-            f.write(doc)
-        os.replace(args.out + ".tmp", args.out)
-    else:
-        print(f"{args.out}: no {start} ... {end} markers; printing only")
+    replace_table(args.out, "ranking-table", text)
     print(text)
     print(f"{time.time() - t0:.0f}s this invocation (cached runs are not re-run)")
 

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minidin.data import Dataset  # noqa: E402
 from minidin.data.prepare import prepare_amazon, prepare_movielens  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
-from bench._cache import cached_run, read_cached, run_identity  # noqa: E402
+from bench._cache import cached_run, read_cached, replace_table, run_identity  # noqa: E402
 from minidin.train import TrainConfig  # noqa: E402
 
 DATASETS = {
@@ -169,16 +169,7 @@ def main():
     text = "\n".join(line for line in lines if line) + "\n"
     text += (f"\nTraining time of the runs in this table, summed: {total_seconds / 3600:.1f} h of single-threaded "
              f"runs ({total_seconds / 3600 / max(1, args.jobs):.1f} h of wall time at --jobs {args.jobs}).\n")
-    start, end = "<!-- real-table:start -->", "<!-- real-table:end -->"
-    with open(args.out) as f:
-        doc = f.read()
-    if start in doc and end in doc:
-        doc = doc[:doc.index(start) + len(start)] + "\n" + text + doc[doc.index(end):]
-        with open(args.out + ".tmp", "w") as f:
-            f.write(doc)
-        os.replace(args.out + ".tmp", args.out)
-    else:
-        print(f"{args.out}: no {start} ... {end} markers; printing only")
+    replace_table(args.out, "real-table", text)
     print(text)
     print(f"{args.seeds} seeds; {time.time() - t0:.0f}s this invocation (cached runs are not re-run)")
 
