@@ -527,12 +527,7 @@ class DeepInterestModel:
         B, N, dt = batch.size, batch.hist_goods.shape[0], self.dtype
         emb = np.empty((N + B, self.D), dtype=dt)
         self._item_embeddings(batch, emb[:N], emb[N:])
-        extra = np.zeros((B, self.mlp_width - 3 * self.D), dtype=dt)
-        for f, col in self._sample_cols:
-            bag = batch.sample_fields[f.name]
-            c = col if f.kind == "user" else col - 3 * self.D
-            embedding_bag_forward(extra, bag.ids, bag.offsets, self.params[f.table], c,
-                                  f.multi_hot and f.pooling == "mean")
+        extra = self._sample_extra(batch)
         rows = np.arange(N + B, dtype=np.int64)
         bias = np.zeros((0, 1), dtype=dt)
         if self.goods_bias:
@@ -540,6 +535,16 @@ class DeepInterestModel:
             bias[N:] = self.params["goods_bias"][batch.cand_goods]
         fb = (rows[:N], np.zeros(N, np.int64), batch.hist_offsets, rows[N:], np.zeros(B, np.int64), extra)
         return fb, (emb, self._no_cate, bias, self.params.dense, self.state_flat)
+
+    def _sample_extra(self, batch):
+        """(B, E): the user fields' then the context fields' pooled embeddings, the MLP input's columns around
+        [v_U, v_A, v_U ⊙ v_A] without them (``FusedBatch.extra``)."""
+        extra = np.zeros((batch.size, self.mlp_width - 3 * self.D), dtype=self.dtype)
+        for f, col in self._sample_cols:
+            bag = batch.sample_fields[f.name]
+            embedding_bag_forward(extra, bag.ids, bag.offsets, self.params[f.table],
+                                  col if f.kind == "user" else col - 3 * self.D, f.multi_hot and f.pooling == "mean")
+        return extra
 
     def _fused_logits(self, batch, probabilities=False):
         out = np.empty(batch.size, dtype=self.dtype)
@@ -614,13 +619,12 @@ class DeepInterestModel:
                              f"{batch.size}")
         if candidates.size == 0:
             return np.zeros(0, dtype=self.dtype)
-        pairs = candidates.expand(batch) if not fused else None
-        if pairs is not None:
+        if not fused:
+            pairs = candidates.expand(batch)
             return self.predict(pairs, fused=False) if probabilities else self.logits(pairs, fused=False)
         return self._score(batch, candidates, probabilities)
 
     def _score(self, batch, candidates, probabilities):
-        from .batch import Candidates
         from .layers.score import din_score_forward
 
         dt, D, P = self.dtype, self.D, self.params
@@ -646,11 +650,7 @@ class DeepInterestModel:
         W0 = P["mlp.0.W"]
         Wu, Wq, Wuq = (np.ascontiguousarray(W0[Uw + i * D:Uw + (i + 1) * D]) for i in range(3))
         QM = Q @ Wq
-        extra = np.zeros((batch.size, self.mlp_width - 3 * D), dtype=dt)
-        for f, col in self._sample_cols:
-            bag = batch.sample_fields[f.name]
-            embedding_bag_forward(extra, bag.ids, bag.offsets, P[f.table], col if f.kind == "user" else col - 3 * D,
-                                  f.multi_hot and f.pooling == "mean")
+        extra = self._sample_extra(batch)
         W_extra = np.concatenate([W0[:Uw], W0[Uw + 3 * D:]]) if extra.shape[1] else np.zeros((0, W0.shape[1]), dt)
         HM = np.ascontiguousarray(extra @ W_extra + P["mlp.0.b"], dtype=dt)
         if self.uses_attention:
