@@ -170,6 +170,22 @@ def read_candidates_file(path, dataset) -> dict:
     return out
 
 
+def _unseen(own, n_goods) -> np.ndarray:
+    """The goods ids (sorted) outside ``own``, the set a user interacted with."""
+    mask = np.ones(n_goods, bool)
+    mask[list(own)] = False
+    return np.flatnonzero(mask)
+
+
+def _candidates(dataset, rows, names, cate) -> Candidates:
+    """Candidates from per-history arrays of goods ids, their categories and the item fields ``names`` gathered
+    from the dataset's item tables."""
+    goods = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    offsets = np.r_[0, np.cumsum([r.shape[0] for r in rows])].astype(np.int64)
+    fields = {f: Bag(*gather_sets(goods, *dataset.item_attrs[f])) for f in names}
+    return Candidates(goods, cate[goods], offsets, fields)
+
+
 def _negatives(mode, n, users, positives, seen, dataset, rng, given):
     """Per query, its negatives (a list of arrays)."""
     I = dataset.n_goods
@@ -189,9 +205,7 @@ def _negatives(mode, n, users, positives, seen, dataset, rng, given):
             out.append(neg)
             continue
         if mode == "all":
-            mask = np.ones(I, bool)
-            mask[list(own)] = False
-            out.append(np.flatnonzero(mask))
+            out.append(_unseen(own, I))
             continue
         if mode == "pop":  # without replacement among the items with a popularity the user never touched
             mask = p > 0
@@ -243,13 +257,11 @@ def evaluate_ranking(model, dataset, split, negatives="99", candidates_file=None
     for lo in range(0, q.size, histories_per_call):
         hi = min(q.size, lo + histories_per_call)
         batch = dataset.batch(split, q[lo:hi], max_history, names)
-        rows = [np.r_[pos[i], negs[i]] for i in range(lo, hi)]
-        goods = np.concatenate(rows)
-        offsets = np.r_[0, np.cumsum([r.shape[0] for r in rows])].astype(np.int64)
-        fields = {f: Bag(*gather_sets(goods, *dataset.item_attrs[f])) for f in batch.item_fields}
-        scores = model.score(batch, Candidates(goods, cate[goods], offsets, fields))
+        cands = _candidates(dataset, [np.r_[pos[i], negs[i]] for i in range(lo, hi)], batch.item_fields, cate)
+        scores = model.score(batch, cands)
+        offsets = cands.offsets
         first = offsets[:-1]
-        neg_mask = np.ones(goods.shape[0], bool)
+        neg_mask = np.ones(cands.size, bool)
         neg_mask[first] = False
         ranks[lo:hi] = metrics.positive_ranks(scores[first], scores[neg_mask], offsets - np.arange(hi - lo + 1))
     out = metrics.ranking_metrics(ranks)
@@ -269,8 +281,6 @@ def recommend(model, dataset, users, top_k, exclude_seen=True, histories_per_cal
     sequence (the most recent ``max_history`` behaviours, default the dataset's window) and with the profile;
     context fields take the user's last test sample's. Returns per user a list of (goods index, score[,
     attention weights over the history]). ``exclude_seen`` leaves out the goods the user interacted with."""
-    from .batch import Batch
-
     users = np.asarray(users, dtype=np.int64)
     if users.size and (users.min() < 0 or users.max() >= dataset.n_users):
         raise ValueError(f"users: indices must be in [0, {dataset.n_users})")
@@ -279,58 +289,30 @@ def recommend(model, dataset, users, top_k, exclude_seen=True, histories_per_cal
     names = [f.name for f in model.cfg.fields]
     window = dataset.window(max_history)
     test = dataset.splits["test"]
+    last_test = np.full(dataset.n_users, -1, np.int64)  # each user's last test sample (its context), -1: none
+    np.maximum.at(last_test, test.users, np.arange(len(test), dtype=np.int64))
+    everything = np.arange(dataset.n_goods, dtype=np.int64)
     out = []
     for lo in range(0, users.size, histories_per_call):
         us = users[lo:lo + histories_per_call]
         ends = dataset.seq_offsets[us + 1] - dataset.seq_offsets[us]  # the whole sequence
-        # a batch of "samples" at the end of each user's sequence (context: their last test sample's, if any)
-        last = np.array([int(np.flatnonzero(test.users == u)[-1]) if np.any(test.users == u) else -1 for u in us])
-        batch = _history_batch(dataset, us, ends, window, names, last)
-        rows = []
-        for u in us.tolist():
-            if exclude_seen:
-                mask = np.ones(dataset.n_goods, bool)
-                mask[list(seen[u])] = False
-                rows.append(np.flatnonzero(mask))
-            else:
-                rows.append(np.arange(dataset.n_goods, dtype=np.int64))
-        goods = np.concatenate(rows)
-        offsets = np.r_[0, np.cumsum([r.shape[0] for r in rows])].astype(np.int64)
-        fields = {f: Bag(*gather_sets(goods, *dataset.item_attrs[f])) for f in batch.item_fields}
-        scores = model.score(batch, Candidates(goods, cate[goods], offsets, fields))
-        for i in range(us.size):
-            sc, gs = scores[offsets[i]:offsets[i + 1]], goods[offsets[i]:offsets[i + 1]]
-            top = np.argsort(-sc, kind="stable")[:top_k]
-            entry = [(int(gs[t]), float(sc[t])) for t in top]
-            if with_attention and model.uses_attention:
-                one = batch_for(batch, i)
-                probe = Batch(np.tile(one.hist_goods, len(top)), np.tile(one.hist_cates, len(top)),
-                              np.arange(len(top) + 1) * one.hist_goods.shape[0], gs[top], cate[gs[top]],
-                              item_fields={f: (Bag(*gather_sets(np.tile(np.arange(one.hist_goods.shape[0]),
-                                                                        len(top)), *one.item_fields[f][0])),
-                                               Bag(*gather_sets(gs[top], *dataset.item_attrs[f])))
-                                           for f in one.item_fields},
-                              sample_fields={f: Bag(*gather_sets(np.zeros(len(top), np.int64), *b))
-                                             for f, b in one.sample_fields.items()})
-                w = model.attention(probe)
-                T = one.hist_goods.shape[0]
-                entry = [(g, s_, w[j * T:(j + 1) * T].tolist()) for j, (g, s_) in enumerate(entry)]
-            out.append(entry)
+        batch = _history_batch(dataset, us, ends, window, names, last_test[us])
+        cands = _candidates(dataset, [_unseen(seen[u], dataset.n_goods) if exclude_seen else everything
+                                      for u in us.tolist()], batch.item_fields, cate)
+        scores = model.score(batch, cands)
+        off = cands.offsets
+        tops = [off[i] + np.argsort(-scores[off[i]:off[i + 1]], kind="stable")[:top_k] for i in range(us.size)]
+        entries = [[(int(cands.goods[t]), float(scores[t])) for t in top] for top in tops]
+        if with_attention and model.uses_attention and any(top.size for top in tops):
+            best = _candidates(dataset, [cands.goods[top] for top in tops], batch.item_fields, cate)
+            w = model.attention(best.expand(batch))  # each history against each of its top items
+            T, pos = np.diff(batch.hist_offsets), 0
+            for i, entry in enumerate(entries):
+                for j, (g, sc) in enumerate(entry):
+                    entry[j] = (g, sc, w[pos:pos + T[i]].tolist())
+                    pos += T[i]
+        out.extend(entries)
     return out
-
-
-def batch_for(batch, i):
-    """Sample i of a batch, as a batch of one."""
-    from .batch import Batch
-
-    lo, hi = batch.hist_offsets[i], batch.hist_offsets[i + 1]
-    return Batch(batch.hist_goods[lo:hi], batch.hist_cates[lo:hi], [0, hi - lo], batch.cand_goods[i:i + 1],
-                 batch.cand_cates[i:i + 1], None, batch.users[i:i + 1],
-                 {f: (Bag(h.ids[h.offsets[lo]:h.offsets[hi]], h.offsets[lo:hi + 1] - h.offsets[lo]),
-                      Bag(c.ids[c.offsets[i]:c.offsets[i + 1]], c.offsets[i:i + 2] - c.offsets[i]))
-                  for f, (h, c) in batch.item_fields.items()},
-                 {f: Bag(b.ids[b.offsets[i]:b.offsets[i + 1]], b.offsets[i:i + 2] - b.offsets[i])
-                  for f, b in batch.sample_fields.items()})
 
 
 def _history_batch(dataset, users, ends, window, names, last_test):
