@@ -149,14 +149,10 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
         numba.set_num_threads(threads)
 
 
-def start_epoch(saved) -> int:
-    """The first epoch a run trains: 0, or the one after a checkpoint's."""
-    return 0 if saved is None else saved["epoch"] + 1
-
-
 def _train(dataset, cfg, out, log, progress, arrays, saved):
     """The loop of ``train``; ``arrays``/``saved`` are the checkpoint to resume from (None: a new run)."""
-    history, best, bad_epochs, start = [], None, 0, 0
+    history, best, bad_epochs = [], None, 0
+    start = 0 if saved is None else saved["epoch"] + 1  # the first epoch this call trains
     where = dataset.description.get("path") or dataset.description.get("kind", "the dataset")
     for split in ("train", "valid", "test"):
         labels = dataset.splits[split].labels
@@ -174,6 +170,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
     window = dataset.window(cfg.max_history)
     if saved is not None and "max_history" in saved:
         window = dataset.window(saved["max_history"])
+
     def epoch_data(epoch):
         """The data of one epoch: the dataset, or (--train-negatives) its train positives with negatives drawn
         for this epoch, from a stream seeded by (seed, epoch) alone, so a resumed run draws the same."""
@@ -184,7 +181,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
         return resample_train_negatives(dataset, cfg.train_negatives, cfg.train_negative_sampling,
                                         np.random.default_rng([cfg.seed, 3, epoch]))
 
-    data0 = epoch_data(start_epoch(saved))
+    data0 = epoch_data(start)
     counts = data0.feature_counts("train", window) if cfg.reg == "mba" else None
     if saved is not None:
         model = restore_model(arrays, saved)
@@ -192,7 +189,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
         opt.load_state_arrays(arrays)
         rng = np.random.default_rng()
         rng.bit_generator.state = saved["rng_state"]
-        history, best, bad_epochs, start = saved["history"], saved.get("best"), saved["bad_epochs"], saved["epoch"] + 1
+        history, best, bad_epochs = saved["history"], saved.get("best"), saved["bad_epochs"]
         log(f"resumed from epoch {saved['epoch'] + 1} of {cfg.epochs}")
     else:
         model = build_model(cfg, dataset.n_goods, dataset.n_cates, dataset.fields)
@@ -216,7 +213,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
             break  # a resumed run that had already stopped early
         opt.lr = cfg.lr * cfg.lr_decay ** epoch
         data = data0 if epoch == start else epoch_data(epoch)
-        if data is not dataset and epoch != start and cfg.reg == "mba":
+        if epoch != start and cfg.train_negatives and cfg.reg == "mba":
             opt.set_counts(data.feature_counts("train", window))  # n_j of this epoch's samples
         n_train = len(data.splits["train"])
         bar = _Progress(progress, n_train, epoch, cfg.epochs)
