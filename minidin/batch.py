@@ -114,6 +114,19 @@ def as_bag(name, value, rows) -> Bag:
     return Bag(ids, offsets)
 
 
+def check_field_ids(label, field, bag) -> None:
+    """Raise ValueError (naming ``label``) unless a one-hot field's bag has one id per row and every id is
+    inside the field's vocabulary."""
+    sizes = np.diff(bag.offsets)
+    if not field.multi_hot and np.any(sizes != 1):
+        m = int(np.flatnonzero(sizes != 1)[0])
+        raise ValueError(f"{label}: a one-hot field needs exactly one id per row; row {m} has {int(sizes[m])}")
+    if bag.ids.size and bag.ids.max() >= field.vocab:
+        i = int(np.argmax(bag.ids))
+        raise ValueError(f"{label}: id {bag.ids[i]} at position {i} is out of range for a vocabulary of "
+                         f"{field.vocab}")
+
+
 def _field_dict(name, value):
     if value is None:
         return {}
@@ -276,14 +289,7 @@ class Batch:
             for f in want:
                 bags = have[f.name] if group == "item_fields" else (have[f.name],)
                 for part, bag in zip(("history", "candidates") if group == "item_fields" else ("",), bags):
-                    if not f.multi_hot and np.any(np.diff(bag.offsets) != 1):
-                        m = int(np.flatnonzero(np.diff(bag.offsets) != 1)[0])
-                        raise ValueError(f"{group}[{f.name!r}]{' ' + part if part else ''}: a one-hot field needs "
-                                         f"exactly one id per row; row {m} has {int(np.diff(bag.offsets)[m])}")
-                    if bag.ids.size and bag.ids.max() >= f.vocab:
-                        i = int(np.argmax(bag.ids))
-                        raise ValueError(f"{group}[{f.name!r}]{' ' + part if part else ''}: id {bag.ids[i]} at "
-                                         f"position {i} is out of range for a vocabulary of {f.vocab}")
+                    check_field_ids(f"{group}[{f.name!r}]{' ' + part if part else ''}", f, bag)
 
     def fused_arrays(self, extra) -> tuple:
         """The arrays as the fused inference kernel's entry takes them (``FusedBatch``'s fields as a plain tuple,
@@ -359,12 +365,7 @@ class Candidates:
         for name, f in want.items():
             if name not in self.item_fields:
                 raise ValueError(f"candidates.item_fields: no field {name!r}, which the model's schema needs")
-            bag = self.item_fields[name]
-            if not f.multi_hot and np.any(np.diff(bag.offsets) != 1):
-                raise ValueError(f"candidates.item_fields[{name!r}]: a one-hot field needs exactly one id per row")
-            if bag.ids.size and bag.ids.max() >= f.vocab:
-                raise ValueError(f"candidates.item_fields[{name!r}]: id {bag.ids.max()} is out of range for a "
-                                 f"vocabulary of {f.vocab}")
+            check_field_ids(f"candidates.item_fields[{name!r}]", f, self.item_fields[name])
 
     @property
     def size(self) -> int:

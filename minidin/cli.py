@@ -260,7 +260,6 @@ def cmd_evaluate(args):
     if args.ranking:
         from .ranking import evaluate_ranking
 
-        window = data.max_history
         if args.candidates is not None and args.negatives != "99":
             raise ValueError("--candidates: give either --candidates or --negatives")
         res["ranking"] = {}
@@ -268,11 +267,8 @@ def cmd_evaluate(args):
             if args.candidates is not None and split == "valid":
                 continue  # a candidates file holds the test split's negatives
             res["ranking"][split] = evaluate_ranking(model, data, split, args.negatives, args.candidates,
-                                                     args.ranking_seed, max_history=window,
-                                                     max_queries=args.ranking_queries)
-        res["ranking_protocol"] = next(iter(res["ranking"].values())).pop("protocol")
-        for m in res["ranking"].values():
-            m.pop("protocol", None)
+                                                     args.ranking_seed, max_queries=args.ranking_queries)
+        res["ranking_protocol"] = [m.pop("protocol") for m in res["ranking"].values()][0]  # the same for both
         print(f"ranking ({res['ranking_protocol']}):")
         print(f"{'':8} {'HR@1':>7} {'HR@5':>7} {'HR@10':>7} {'NDCG@5':>7} {'NDCG@10':>7} {'MRR':>7} {'users':>7} "
               f"{'seconds':>8}")
