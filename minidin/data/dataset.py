@@ -207,17 +207,12 @@ class Dataset:
         """Sample ``k`` of a split (its history, user and context) once per candidate in ``goods`` (with
         categories ``cates``): a Batch of len(goods) samples, each candidate's item fields gathered from
         ``item_attrs``; ``fields`` and ``max_history`` as in ``batch``."""
-        goods, cates = np.asarray(goods, dtype=np.int64), np.asarray(cates, dtype=np.int64)
-        G = goods.shape[0]
+        from ..batch import Candidates
+
+        goods = np.asarray(goods, dtype=np.int64)
         one = self.batch(split, [k], max_history, fields)
-        T = one.hist_goods.shape[0]
-        items = {}
-        for name, (hist, _) in one.item_fields.items():
-            rows = np.tile(np.arange(T, dtype=np.int64), G)
-            items[name] = (Bag(*gather_sets(rows, *hist)), Bag(*gather_sets(goods, *self.item_attrs[name])))
-        samples = {name: Bag(*gather_sets(np.zeros(G, np.int64), *bag)) for name, bag in one.sample_fields.items()}
-        return Batch(np.tile(one.hist_goods, G), np.tile(one.hist_cates, G), np.arange(G + 1, dtype=np.int64) * T,
-                     goods, cates, None, np.repeat(one.users, G), items, samples)
+        fields = {name: Bag(*gather_sets(goods, *self.item_attrs[name])) for name in one.item_fields}
+        return Candidates(goods, cates, [0, goods.shape[0]], fields).expand(one)
 
     def batches(self, split: str, batch_size: int, shuffle: bool = False, rng=None, max_history=None, fields=None):
         """Yield ``(idx, Batch)`` over a split; ``shuffle`` needs an explicit ``np.random.Generator``;
