@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minidin import metrics  # noqa: E402
 from minidin.checkpoint import load  # noqa: E402
 from minidin.data import Dataset  # noqa: E402
-from minidin.ranking import evaluate_ranking, popularity  # noqa: E402
+from minidin.ranking import evaluate_ranking, popularity, read_candidates_file  # noqa: E402
 from minidin.train import TrainConfig, train  # noqa: E402
 from bench._cache import COMMIT, RESULTS_VERSION, read_cached, replace_table, run_identity  # noqa: E402
 from bench.reproduce_real import DATASETS, ROWS, TRAIN  # noqa: E402
@@ -126,8 +126,6 @@ def popularity_full(data):
 
 def popularity_row(data, sample):
     """The popularity baseline on the same candidates: score = the item's number of positive training samples."""
-    from minidin.ranking import read_candidates_file
-
     pop = popularity(data)
     given = read_candidates_file(sample, data)
     s = data.splits["test"]
@@ -161,6 +159,7 @@ def main():
             DATASETS[ds_name](args.data_root, ddir)
         data = Dataset.load(ddir)
         sample = os.path.join(args.data_root, "amazon-s3rec-5core", SETS[ds_name])
+        read_candidates_file(sample, data)  # the test candidates fit these data, before any run trains
 
         def cell(name, neg, seed):
             return read_cached(_path(args.cache, ds_name, name, neg, seed),

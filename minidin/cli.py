@@ -4,6 +4,7 @@
     minidin train       train DIN or the BaseModel (synthetic data or a prepared dataset directory)
     minidin evaluate    a checkpoint's validation and test metrics
     minidin explain     a DIN checkpoint's attention weights, attention recovery, the embedding map
+    minidin tune        seeded random search of the training settings, chosen on validation GAUC
     minidin prepare     Amazon or MovieLens files -> a dataset directory (amazon | movielens)
     minidin bench       training / inference throughput and latency (PyTorch side by side when installed)
     minidin exercise    grade a backward pass you wrote (docs/exercises.md) by finite differences
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 
@@ -205,6 +207,28 @@ def cmd_train(args):
         plot_history(summary["history"], args.plot, title=f"{name}, reg {summary['reg']} (λ {summary['reg_lambda']}), "
                      f"lr {cfg.lr}, batch {cfg.batch_size}, seed {cfg.seed}", best_epoch=summary["best_epoch"])
         print(f"training curves: {args.plot}")
+    return 0
+
+
+def cmd_tune(args):
+    from .train import TrainConfig
+    from .tune import tune
+
+    args.seed = args.search_seed  # every trial trains with the search's seed
+    args.epochs = default("epochs") if args.epochs is None else args.epochs
+    base = config_from_args(TrainConfig, args)
+    names = [n.strip() for n in args.search.split(",")] if args.search else None
+    best, records = tune(args.data, base, args.trials, seed=args.search_seed, out=args.out, jobs=args.jobs,
+                         names=names, data_overrides=_synthetic_overrides(args))
+    ok = sum(r["status"] == "ok" for r in records)
+    print(f"\nbest of {len(records)} trials ({ok} finished): trial {best['trial']}, best epoch {best['best_epoch']}")
+    from .tune import _describe, searched, settings
+
+    cfg = json.load(open(os.path.join(args.out, "best.json")))["train_config"]
+    print("settings: " + _describe(settings(cfg, searched(base, names))))
+    print(_table([("chosen (valid, test)", best["valid"], best["test"])]))
+    print(f"every trial: {os.path.join(args.out, 'trials.csv')}; train with these settings: "
+          f"minidin train --data {args.data} --config {os.path.join(args.out, 'best.json')}")
     return 0
 
 
@@ -456,10 +480,37 @@ def _add_commands(sub):
                    help="continue the run checkpointed in DIR (its last.npz), with that run's options; "
                         "checkpoints keep going to DIR unless --out is given")
     r.add_argument("--json", metavar="PATH", default=None, help="write the run's summary as JSON")
+    r.add_argument("--config", metavar="FILE", default=None,
+                   help="take the settings of a JSON file (TrainConfig keys, e.g. the best.json of 'minidin tune', "
+                        "or a checkpoint's .json); options given on the command line override it")
     r.add_argument("--plot", metavar="PNG", default=None,
                    help="draw train/validation loss and AUC per epoch (needs matplotlib: pip install 'minidin[plot]')")
     t.set_defaults(func=cmd_train)
     _show_defaults(t)
+
+    u = sub.add_parser("tune", help="seeded random search of the training settings on validation GAUC",
+                       description="Train --trials configurations (trial 0: the options given, the rest drawn at "
+                                   "random around them, seeded) in --jobs worker processes, choose the best on "
+                                   "validation GAUC, evaluate only that one on test, and write OUT/best.json (for "
+                                   "'minidin train --config'), OUT/trials.csv and every trial's checkpoints. "
+                                   "Run it again with the same options to resume after a kill, or with more "
+                                   "--trials to extend it.")
+    _add_data_options(u)
+    ug = u.add_argument_group("search")
+    ug.add_argument("--trials", type=_positive_int, default=20, help="number of trials, trial 0 included")
+    ug.add_argument("--seed", dest="search_seed", type=int, default=0,
+                    help="seeds the draws and every trial's training (default: 0)")
+    ug.add_argument("--out", default="runs/tune", metavar="DIR", help="the search's directory (default: %(default)s)")
+    ug.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                    help="trials run side by side, each in its own process (default: the number of cores)")
+    ug.add_argument("--search", metavar="S1,S2,...", default=None,
+                    help="the settings to draw (default: lr, reg_lambda, batch_size, emb_dim, attention_units, "
+                         "hidden_units, activation); the others keep the options' values")
+    add_options(u, _positive_int, _units, exclude=("seed",))
+    u.add_argument("--epochs", type=_positive_int, default=None,
+                   help=f"maximum epochs of each trial (default {default('epochs')})")
+    u.set_defaults(func=cmd_tune)
+    _show_defaults(u)
 
     e = _add_checkpoint_parser(sub, "evaluate", help="evaluate a checkpoint on validation and test",
                                description="Print validation and test AUC, GAUC and logloss of a checkpoint (a "
@@ -638,6 +689,18 @@ def build_parser():
     return p
 
 
+def _apply_config_file(parser, args, argv):
+    """``train --config FILE``: the file's settings become the train options' defaults and the command line is
+    parsed again, so an option given there overrides the file."""
+    from .config import read_config_file
+
+    if args.resume:
+        raise ValueError("--config: a resumed run keeps the settings of its checkpoint; drop --config or --resume")
+    train_parser = next(a for a in parser._subparsers._group_actions).choices["train"]
+    train_parser.set_defaults(**read_config_file(args.config))
+    return parser.parse_args(argv)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -645,6 +708,8 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
+        if args.command == "train" and args.config:
+            args = _apply_config_file(parser, args, argv)
         return args.func(args)
     except (ValueError, TypeError, OSError) as e:
         print(f"minidin: error: {e}", file=sys.stderr)

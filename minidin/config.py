@@ -429,6 +429,36 @@ TrainConfig = dataclasses.make_dataclass(
 TrainConfig.__module__ = __name__
 
 
+def read_config_file(path) -> dict:
+    """The TrainConfig settings of a JSON file for ``minidin train --config``: an object of TrainConfig keys
+    (any subset), or an object whose ``"train_config"`` holds one (what ``minidin tune`` writes as best.json, and
+    a checkpoint's .json). Every key and value is checked here; a ValueError names the file and the key."""
+    import json
+
+    where = f"--config {path}"
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except OSError as e:
+        raise ValueError(f"{where}: cannot read it ({e.strerror or e})") from None
+    except ValueError as e:
+        raise ValueError(f"{where}: not valid JSON ({e})") from None
+    if isinstance(d, dict) and "train_config" in d:
+        d, where = d["train_config"], where + " train_config"
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a JSON object of training settings, got {type(d).__name__}")
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {', '.join(map(repr, unknown))} (the settings are the long "
+                         f"names of minidin train's options, with _ for -)")
+    try:
+        TrainConfig(**d)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {e}") from None
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
 # ---------------------------------------------------------------------------- the CLI, from the same specs
 def choices(name) -> list:
     """The allowed values of a TrainConfig field with a finite set of them (for CLI options elsewhere)."""
@@ -439,13 +469,13 @@ def default(name):
     return TrainConfig.__dataclass_fields__[name].default
 
 
-def add_options(parser, positive_int, units):
-    """Add one ``--option`` per TrainConfig field (except those marked cli=None) to ``parser``, in groups
-    model / optimizer / run; names, defaults, choices and help all come from the field specs."""
+def add_options(parser, positive_int, units, exclude=()):
+    """Add one ``--option`` per TrainConfig field (except those marked cli=None, and ``exclude``) to ``parser``,
+    in groups model / optimizer / run; names, defaults, choices and help all come from the field specs."""
     groups = {g: parser.add_argument_group(g) for g in ("model", "optimizer", "run")}
     for f in fields(TrainConfig):
         meta = f.metadata
-        if meta.get("cli") is None:
+        if meta.get("cli") is None or f.name in exclude:
             continue
         g = meta["group"]
         flag = "--" + f.name.replace("_", "-")

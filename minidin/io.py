@@ -45,10 +45,11 @@ def write_json(path, obj):
 # ---------------------------------------------------------------------------- output directories
 MARKER = ".minidin"  # a small JSON file that minidin writes into every output directory it creates
 _LEGACY = {"dataset": {"data.npz", "meta.json"}, "run": {"best.npz", "best.json", "last.npz", "last.json"}}
+KINDS = ("dataset", "run", "tune")  # a tune directory holds the search's files and every trial's run
 
 
 def write_marker(path, kind):
-    """Mark directory ``path`` as minidin's output of ``kind`` ("dataset" or "run")."""
+    """Mark directory ``path`` as minidin's output of ``kind`` (one of KINDS)."""
     text = json.dumps({"kind": kind, "format": 1})
     atomic_write(os.path.join(path, MARKER), lambda f: f.write(text.encode()))
 
@@ -61,7 +62,7 @@ def output_kind(path):
         try:
             with open(marker) as f:
                 kind = json.load(f).get("kind")
-            return kind if kind in _LEGACY else None
+            return kind if kind in KINDS else None
         except (OSError, ValueError, AttributeError):
             return None
     names = set(os.listdir(path))

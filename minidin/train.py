@@ -112,7 +112,7 @@ def _fmt(m):
 
 
 def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress="stderr", resume_epochs=None,
-          force=False):
+          force=False, test=True):
     """Train on ``dataset`` (a ``minidin.data.Dataset``); return ``(summary dict, model)``.
 
     out:    directory for best.npz/.json and last.npz/.json (None: no checkpoints)
@@ -122,6 +122,8 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
             trained on (compared by ``Dataset.fingerprint``)
     force:  let ``out`` replace another run's checkpoints (never anything minidin did not write)
     progress: a stream for the progress line ("stderr": sys.stderr at the start of the run; None: none)
+    test:   evaluate the test split after every epoch (False: validation only, as ``minidin tune``'s trials do,
+            so that no test figure can steer a choice; the summary's and history's "test" are then None)
 
     ``out`` must not exist, be empty, or be the run being resumed; another run's checkpoints need
     ``force``; a folder minidin did not write is refused (ValueError, before anything runs).
@@ -144,12 +146,13 @@ def train(dataset, cfg: TrainConfig, out=None, resume=None, log=print, progress=
         numba.set_num_threads(cfg.threads)
     try:
         # "stderr": the stream sys.stderr is when the run starts (not when this module was imported)
-        return _train(dataset, cfg, out, log, sys.stderr if progress == "stderr" else progress, arrays, saved)
+        return _train(dataset, cfg, out, log, sys.stderr if progress == "stderr" else progress, arrays, saved,
+                      test)
     finally:
         numba.set_num_threads(threads)
 
 
-def _train(dataset, cfg, out, log, progress, arrays, saved):
+def _train(dataset, cfg, out, log, progress, arrays, saved, test=True):
     """The loop of ``train``; ``arrays``/``saved`` are the checkpoint to resume from (None: a new run)."""
     history, best, bad_epochs = [], None, 0
     start = 0 if saved is None else saved["epoch"] + 1  # the first epoch this call trains
@@ -237,7 +240,8 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
         bar.update(done, loss_sum / max(done, 1), force=True)
         train_seconds += seconds
         samples_seen += done
-        m = {s: evaluate(model, dataset, s, max_history=window) for s in ("valid", "test")}
+        m = {s: evaluate(model, dataset, s, max_history=window) if s == "valid" or test else None
+             for s in ("valid", "test")}
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(done, 1), "train_seconds": seconds,
                         "train_samples": done, "lr": opt.lr, "metrics": m})
         if cfg.select in ("gauc", "auc"):
@@ -258,8 +262,9 @@ def _train(dataset, cfg, out, log, progress, arrays, saved):
             bad_epochs = 0
         else:
             bad_epochs += 1
-        log(f"epoch {epoch + 1}: train loss {loss_sum / max(done, 1):.4f} | valid {_fmt(m['valid'])} | "
-            f"test {_fmt(m['test'])} | {done / seconds / 1000:.1f}k samples/s{'  *' if improved else ''}")
+        tested = f"test {_fmt(m['test'])} | " if test else ""
+        log(f"epoch {epoch + 1}: train loss {loss_sum / max(done, 1):.4f} | valid {_fmt(m['valid'])} | {tested}"
+            f"{done / seconds / 1000:.1f}k samples/s{'  *' if improved else ''}")
         if out is not None:
             if not os.path.isfile(os.path.join(out, MARKER)):
                 os.makedirs(out, exist_ok=True)
