@@ -30,7 +30,7 @@ FIELD_OPTIONS = ("use_fields", "field_dim", "field_dims", "multi_hot_pooling")
 # Options added after results were cached, each at a default that computes what runs did before it existed:
 # a config at these defaults leaves them out of its key, so those results stay valid.
 LATER_DEFAULTS = {"train_negatives": None, "train_negative_sampling": "uniform", "select": "gauc",
-                  "select_negatives": "99"}
+                  "select_negatives": "99", "lr_warmup": 0}
 
 
 def git_commit() -> str:

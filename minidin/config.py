@@ -215,7 +215,7 @@ class ModelConfig:
                              lambda n, v: check_real(n, v, 0.0, lo_open=True))
     emb_std: float = option(0.1, "std of the N(0, std²) embedding initialisation, at most 100 (wider overflows "
                             "float32 in the first layers)", lambda n, v: check_real(n, v, 0.0, 100.0))
-    goods_bias: bool = option(False, "add a learned per-goods bias to the logit (the official code's item_b)",
+    goods_bias: bool = option(True, "add a learned per-goods bias to the logit (the official code's item_b)",
                               _flag)
     dtype: str = option("float32", "floating-point type of parameters and arithmetic", _dtype,
                         choices=("float32", "float64"))
@@ -289,16 +289,20 @@ class _RunOptions:
 
     optimizer: str = option("adagrad", "adagrad (row-sparse embedding updates) or plain sgd",
                             choices=("adagrad", "sgd"), group="optimizer")
-    lr: float = option(0.2, "learning rate", _positive, group="optimizer")
-    lr_decay: float = option(0.7, "multiply the learning rate by this after every epoch (1: constant)",
+    lr: float = option(0.1, "learning rate", _positive, group="optimizer")
+    lr_decay: float = option(1.0, "multiply the learning rate by this after every epoch (1: constant)",
                              lambda n, v: check_real(n, v, 0.0, 1.0, lo_open=True), group="optimizer")
-    adagrad_init: float = option(0.1, "Adagrad's initial accumulator value (TensorFlow uses 0.1, PyTorch 0)",
+    lr_warmup: int = option(1000, "raise the learning rate linearly over the first N training steps, from lr/N to lr "
+                            "(0: none). Adagrad's first step on an empty accumulator moves every weight by lr, "
+                            "whatever its gradient (docs/training.md)", lambda n, v: _integer(n, v, 0),
+                            group="optimizer")
+    adagrad_init: float = option(0.0, "Adagrad's initial accumulator value (TensorFlow uses 0.1, PyTorch 0)",
                                  lambda n, v: check_real(n, v, 0.0), group="optimizer")
     clip_norm: float | None = option(None, "clip the global gradient norm at this (the official code: 5; "
                                      "default: no clipping)", _optional(_positive), group="optimizer")
-    reg: str = option("none", "embedding regularization: mini-batch aware (mba), full-table l2, or none",
+    reg: str = option("mba", "embedding regularization: mini-batch aware (mba), full-table l2, or none",
                       choices=REGS, group="optimizer")
-    reg_lambda: float = option(0.0, "regularization strength λ", lambda n, v: check_real(n, v, 0.0), group="optimizer")
+    reg_lambda: float = option(1.0, "regularization strength λ", lambda n, v: check_real(n, v, 0.0), group="optimizer")
     use_fields: str = option("all", "which of the data's schema fields the model takes: all, none (DIN's two "
                              "fields, goods and category), or a comma-separated list of field names",
                              lambda n, v: _use_fields(n, v), metavar="all|none|F1,F2,...")
@@ -308,10 +312,10 @@ class _RunOptions:
                                     _optional(lambda n, v: _field_dims(n, v)), metavar="F1=W1,...")
     multi_hot_pooling: str = option("mean", "how a multi-hot field's set of ids pools: mean or sum (an empty set "
                                     "pools to zeros either way)", choices=("mean", "sum"))
-    batch_size: int = option(256, "samples per training step", lambda n, v: _integer(n, v, 1), group="run")
+    batch_size: int = option(32, "samples per training step", lambda n, v: _integer(n, v, 1), group="run")
     epochs: int = option(8, "maximum epochs (with --resume: the new total, default the checkpoint's)",
                          lambda n, v: _integer(n, v, 1), cli=None, group="run")
-    patience: int = option(2, "stop after this many epochs without a better validation GAUC",
+    patience: int = option(1, "stop after this many epochs without a better validation GAUC",
                            lambda n, v: _integer(n, v, 0), group="run")
     train_negatives: int | None = option(None, "K negatives per training positive, drawn again every epoch "
                                          "(seeded by --seed and the epoch) from the items the user never "

@@ -202,6 +202,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved, test=True):
     oracles = {s: oracle(dataset, s) for s in ("valid", "test")}
     train_seconds = sum(h["train_seconds"] for h in history)
     samples_seen = sum(h["train_samples"] for h in history)
+    steps = sum(-(-h["train_samples"] // cfg.batch_size) for h in history)  # optimizer steps so far (warmup)
 
     def meta(epoch):
         return {"kind": "training", "train_config": cfg.to_json(), "max_history": window, "data_sha256": data_sha,
@@ -214,7 +215,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved, test=True):
     for epoch in range(start, cfg.epochs):
         if bad_epochs > 0 and bad_epochs >= cfg.patience:
             break  # a resumed run that had already stopped early
-        opt.lr = cfg.lr * cfg.lr_decay ** epoch
+        lr = cfg.lr * cfg.lr_decay ** epoch
         data = data0 if epoch == start else epoch_data(epoch)
         if epoch != start and cfg.train_negatives and cfg.reg == "mba":
             opt.set_counts(data.feature_counts("train", window))  # n_j of this epoch's samples
@@ -224,6 +225,8 @@ def _train(dataset, cfg, out, log, progress, arrays, saved, test=True):
         loss_sum, done = 0.0, 0
         for idx, batch in data.batches("train", cfg.batch_size, shuffle=True, rng=rng, max_history=window,
                                        fields=names):
+            steps += 1
+            opt.lr = lr * min(1.0, steps / cfg.lr_warmup) if cfg.lr_warmup else lr
             loss, grads = model.loss_and_grad(batch)
             if not math.isfinite(loss):
                 raise TrainingError(f"loss became {loss} at epoch {epoch + 1}, after {done} samples "
@@ -243,7 +246,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved, test=True):
         m = {s: evaluate(model, dataset, s, max_history=window) if s == "valid" or test else None
              for s in ("valid", "test")}
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(done, 1), "train_seconds": seconds,
-                        "train_samples": done, "lr": opt.lr, "metrics": m})
+                        "train_samples": done, "lr": lr, "metrics": m})
         if cfg.select in ("gauc", "auc"):
             selected = m["valid"][cfg.select]
         else:  # a ranking metric over sampled validation negatives, seeded the same every epoch
