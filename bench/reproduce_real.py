@@ -54,8 +54,8 @@ def grid(ds_name):
 # Training settings, chosen on Beauty validation (docs/results.md): Adagrad (lr 0.1 beat 0.05 on validation
 # from a zero accumulator, batch 32, global-norm clip 5), the official code's per-goods logit bias, and a
 # single-threaded process per run (--jobs of them side by side). Every model peaks early on real data.
-TRAIN = dict(batch_size=32, lr=0.1, lr_decay=1.0, adagrad_init=0.0, clip_norm=5.0, goods_bias=True, epochs=4,
-             patience=1, threads=1)
+TRAIN = dict(batch_size=32, lr=0.1, lr_decay=1.0, lr_warmup=0, adagrad_init=0.0, clip_norm=5.0, goods_bias=True,
+             epochs=4, patience=1, threads=1)
 
 
 def _path(cache, ds_name, name, reg, lam, seed):

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from minidin.data import make_synthetic  # noqa: E402
+from minidin.data import SYNTHETIC_TRAIN, make_synthetic  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
 from bench._cache import cached_run  # noqa: E402
 
@@ -34,7 +34,8 @@ GRID = {"none": [0.0], "l2": [1e-5, 1e-4, 1e-3], "mba": [0.1, 1.0, 10.0]}
 
 
 def run(data, cache, name, reg, lam, seed):
-    kw = dict(next(k for n, k in ROWS if n == name), reg=reg, reg_lambda=lam, seed=seed)
+    # the synthetic protocol's settings (what `minidin train` uses on this data), then the row's regularization
+    kw = dict(SYNTHETIC_TRAIN, **next(k for n, k in ROWS if n == name), reg=reg, reg_lambda=lam, seed=seed)
     return cached_run(os.path.join(cache, f"{name}-{reg}-{lam:g}-seed{seed}.json"), data, kw,
                       f"{name:10s} {reg:4s} lambda={lam:<7g} seed={seed}")
 

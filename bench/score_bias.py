@@ -16,7 +16,7 @@ from unittest import mock
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from minidin import train as T  # noqa: E402
-from minidin.data import make_synthetic  # noqa: E402
+from minidin.data import SYNTHETIC_TRAIN, make_synthetic  # noqa: E402
 
 
 def run(data, bias, epochs, seed, model="din"):
@@ -29,7 +29,7 @@ def run(data, bias, epochs, seed, model="din"):
         return m
 
     with mock.patch.object(T, "build_model", build_with_bias):
-        summary, _ = T.train(data, T.TrainConfig(model=model, epochs=epochs, patience=epochs, seed=seed),
+        summary, _ = T.train(data, T.TrainConfig(**dict(SYNTHETIC_TRAIN, model=model, epochs=epochs, patience=epochs, seed=seed)),
                              log=lambda *a: None, progress=None)
     return [h["valid"]["gauc"] for h in summary["history"]]
 

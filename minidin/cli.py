@@ -95,7 +95,9 @@ _positive_float = _positive(float, "a number")
 def _add_data_options(p, default="synthetic"):
     g = p.add_argument_group("data")
     g.add_argument("--data", default=default, metavar="synthetic|DIR",
-                   help="'synthetic' (built-in generator with a known click model) or a prepared dataset "
+                   help="'synthetic' (built-in generator with a known click model; train and tune use its "
+                        "protocol's settings there, minidin.data.SYNTHETIC_TRAIN: batch 256, lr 0.2, decay 0.7, no "
+                        "warmup, accumulator 0.1, reg none, patience 2, no goods bias) or a prepared dataset "
                         "directory (meta.json + the .npz it names)" + (" (default: %(default)s)" if default else
                                                              " (default: the checkpoint's own data)"))
     g.add_argument("--synthetic-users", type=_positive_int, default=None, help="synthetic: number of users")
@@ -689,15 +691,23 @@ def build_parser():
     return p
 
 
-def _apply_config_file(parser, args, argv):
-    """``train --config FILE``: the file's settings become the train options' defaults and the command line is
-    parsed again, so an option given there overrides the file."""
+def _settle_defaults(parser, args, argv):
+    """The training options' defaults for ``train`` and ``tune``, then the command line parsed again over them:
+    on the synthetic data its protocol's settings (``SYNTHETIC_TRAIN``) replace the defaults, and ``train
+    --config FILE`` puts the file's settings over those; an option given on the command line wins over both."""
     from .config import read_config_file
+    from .data import SYNTHETIC_TRAIN
 
-    if args.resume:
+    config = getattr(args, "config", None)
+    if config and args.resume:
         raise ValueError("--config: a resumed run keeps the settings of its checkpoint; drop --config or --resume")
-    train_parser = next(a for a in parser._subparsers._group_actions).choices["train"]
-    train_parser.set_defaults(**read_config_file(args.config))
+    settings = dict(SYNTHETIC_TRAIN) if args.data == "synthetic" and not getattr(args, "resume", None) else {}
+    if config:
+        settings.update(read_config_file(config))
+    if not settings:
+        return args
+    sub = next(a for a in parser._subparsers._group_actions).choices[args.command]
+    sub.set_defaults(**settings)
     return parser.parse_args(argv)
 
 
@@ -708,8 +718,8 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
-        if args.command == "train" and args.config:
-            args = _apply_config_file(parser, args, argv)
+        if args.command in ("train", "tune"):
+            args = _settle_defaults(parser, args, argv)
         return args.func(args)
     except (ValueError, TypeError, OSError) as e:
         print(f"minidin: error: {e}", file=sys.stderr)

@@ -10,6 +10,8 @@ This module imports no Numba kernel, so ``minidin --help`` stays fast.
 """
 from __future__ import annotations
 
+import argparse
+
 import dataclasses
 import math
 import numbers
@@ -485,12 +487,10 @@ def add_options(parser, positive_int, units, exclude=()):
         flag = "--" + f.name.replace("_", "-")
         kw = {"dest": f.name, "help": meta["help"], "default": f.default}
         choices = [c for c in meta["choices"] or () if c is not None]
-        if f.type in ("bool", bool):
-            kw["action"] = "store_true" if not f.default else "store_false"
-            if f.default:  # a default-on switch is turned off by --no-NAME
-                flag = "--no-" + f.name.replace("_", "-")
-                kw["help"] = meta["cli"]
-            kw["help"] += " (default: off)" if not f.default else ""
+        if f.type in ("bool", bool):  # a switch: --NAME turns it on, --no-NAME off
+            kw["action"] = argparse.BooleanOptionalAction
+            off = f"; --no-{f.name.replace('_', '-')}: {meta['cli']}" if f.default and meta["cli"] != "auto" else ""
+            kw["help"] += f" (default: {'on' if f.default else 'off'}{off})"
         elif choices:
             kw["choices"] = choices
         elif f.name.endswith("_units"):

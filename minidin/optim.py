@@ -263,9 +263,11 @@ class SparseAdagrad(_Optimizer):
     ``SparseAdagrad(model.params, lr=0.05, reg="mba", reg_lambda=0.01, counts=counts,
     initial_accumulator_value=0.1, eps=1e-10, clip_norm=None)``, then ``opt.step(grads)``.
     Accumulators live in ``opt.acc``, a ``Params`` laid out like the parameters (saved in checkpoints).
+    An optimizer regularizes only when asked (``reg`` names it and MBA needs the counts); the training defaults
+    (``TrainConfig``: MBA at λ = 1) are `minidin train`'s, which passes them explicitly.
     """
 
-    def __init__(self, params, lr=0.05, reg=default("reg"), reg_lambda=default("reg_lambda"), counts=None,
+    def __init__(self, params, lr=0.05, reg="none", reg_lambda=0.0, counts=None,
                  initial_accumulator_value=default("adagrad_init"), eps=1e-10, clip_norm=default("clip_norm")):
         super().__init__(params, lr, reg, reg_lambda, counts, clip_norm)
         self.initial_accumulator_value = _finite("initial_accumulator_value", initial_accumulator_value, 0.0)
@@ -306,7 +308,7 @@ class SGD(_Optimizer):
     ``SGD(params, lr, reg="none", reg_lambda=0.0, counts=None, clip_norm=None)``.
     """
 
-    def __init__(self, params, lr, reg=default("reg"), reg_lambda=default("reg_lambda"), counts=None,
+    def __init__(self, params, lr, reg="none", reg_lambda=0.0, counts=None,
                  clip_norm=default("clip_norm")):
         super().__init__(params, lr, reg, reg_lambda, counts, clip_norm)
         self.acc = {}

@@ -68,7 +68,7 @@ def test_sparse_adagrad_equals_dense_adagrad_when_every_row_is_present():
     m = minidin.BaseModel(n_goods=3, n_cates=2, goods_dim=2, cate_dim=2, hidden_units=(4,), activation="sigmoid",
                           dtype=np.float64)
     batch = minidin.Batch.from_lists([[0, 1], [2]], [[0, 1], [1]], [2, 0], [0, 1], [1, 0])
-    opt = minidin.SparseAdagrad(m.params, lr=0.1)
+    opt = minidin.SparseAdagrad(m.params, lr=0.1, initial_accumulator_value=0.1)
     w0 = {n: p.copy() for n, p in m.params.items()}
     _, grads = m.loss_and_grad(batch)
     assert grads["goods_emb"].rows.tolist() == [0, 1, 2] and grads["cate_emb"].rows.tolist() == [0, 1]
@@ -82,7 +82,8 @@ def test_mba_regularization_against_dense_reference():
     m = tiny_model(1)
     counts = {"goods_emb": np.arange(1, 9), "cate_emb": np.array([4, 2, 7, 1])}
     lam, lr = 0.3, 0.05
-    opt = minidin.SparseAdagrad(m.params, lr=lr, reg="mba", reg_lambda=lam, counts=counts)
+    opt = minidin.SparseAdagrad(m.params, lr=lr, reg="mba", reg_lambda=lam, counts=counts,
+                               initial_accumulator_value=0.1)
     w0 = {n: p.copy() for n, p in m.params.items()}
     _, grads = m.loss_and_grad(batch_with_repeats())
     opt.step(grads)
@@ -117,7 +118,7 @@ def test_mba_term_alone_with_zero_data_gradient():
 def test_l2_touches_every_row_every_step():
     m = tiny_model(3)
     lam, lr = 0.01, 0.05
-    opt = minidin.SparseAdagrad(m.params, lr=lr, reg="l2", reg_lambda=lam)
+    opt = minidin.SparseAdagrad(m.params, lr=lr, reg="l2", reg_lambda=lam, initial_accumulator_value=0.1)
     w0 = {t: m.params[t].copy() for t in ("goods_emb", "cate_emb")}
     _, grads = m.loss_and_grad(batch_with_repeats())
     opt.step(grads)

@@ -73,6 +73,34 @@ def test_checkpoint_roundtrip_and_resume_is_exact(data, tmp_path):
         assert any(k.startswith("acc/") for k in z.files) and any(k.startswith("state/") for k in z.files)
 
 
+def test_lr_warmup_rises_linearly_over_the_steps_and_resumes_exactly(data, tmp_path, monkeypatch):
+    # 200 training samples at batch 16: 13 steps per epoch, so a 20-step warmup ends inside epoch 2
+    cfg = dict(SMALL, epochs=3, patience=10, seed=2, lr=0.1, lr_decay=0.5, lr_warmup=20)
+    seen = []
+    step = minidin.SparseAdagrad.step
+
+    def record(self, grads):
+        seen.append(self.lr)
+        return step(self, grads)
+
+    monkeypatch.setattr(minidin.SparseAdagrad, "step", record)
+    full, _ = train(data, TrainConfig(**cfg), out=tmp_path / "full", log=quiet, progress=None)
+    want = [0.1 * 0.5 ** (t // 13) * min(1.0, (t + 1) / 20) for t in range(39)]
+    assert seen == pytest.approx(want, rel=1e-12)
+    ckpt_history = read_checkpoint(tmp_path / "full", "last")[1]["history"]
+    assert [h["lr"] for h in ckpt_history] == pytest.approx([0.1, 0.05, 0.025])  # each epoch's full rate
+    # stopped after epoch 1 (mid-warmup) and resumed to 3 epochs: the step count, hence the lr, continues
+    train(data, TrainConfig(**dict(cfg, epochs=1)), out=tmp_path / "half", log=quiet, progress=None)
+    seen.clear()
+    resumed, _ = train(data, TrainConfig(), resume=tmp_path / "half", resume_epochs=3, log=quiet, progress=None)
+    assert seen == pytest.approx(want[13:], rel=1e-12)
+    assert strip_timing(resumed)["history"] == strip_timing(full)["history"]
+    # no warmup: every step at the epoch's rate
+    seen.clear()
+    train(data, TrainConfig(**dict(cfg, lr_warmup=0, epochs=1)), log=quiet, progress=None)
+    assert seen == [0.1] * 13
+
+
 def test_model_save_and_load(tmp_path):
     m = tiny_model(n_goods=5, n_cates=2, goods_dim=2, cate_dim=2, attention_units=(3,), hidden_units=(4,), seed=2,
                    dtype=np.float32)
@@ -162,6 +190,8 @@ def test_cli_same_seed_same_json(tmp_path):
     (["evaluate", "/nonexistent/ckpt"], "does not exist"),
     (["train", "--threads", "999"], "threads"),
     (["train", "--lr", "-1"], "lr"),
+    (["train", "--lr-warmup", "-5"], "lr-warmup"),
+    (["train", "--lr-warmup", "2.5"], "lr-warmup"),
 ])
 def test_cli_errors_are_one_line(argv, match, capsys):
     try:
@@ -253,7 +283,7 @@ def test_checkpoint_round_trips_every_model_config_field(tmp_path, model):
     changed = dict(model=model, n_goods=7, n_cates=3, pooling="mean", goods_dim=3, cate_dim=2,
                    attention_units=(5, 2), attention_activation="sigmoid", attention_softmax=True,
                    attention_split=False, hidden_units=(4, 3, 2), activation="prelu", dice_momentum=0.3,
-                   dice_eps=1e-5, emb_std=0.2, goods_bias=True, dtype="float64", seed=9,
+                   dice_eps=1e-5, emb_std=0.2, goods_bias=False, dtype="float64", seed=9,
                    fields=(minidin.FieldSpec("genres", "item", 4, 2, multi_hot=True, pooling="sum"),
                            minidin.FieldSpec("age", "user", 3, 1), minidin.FieldSpec("hour", "context", 24, 3)))
     defaults = ModelConfig(n_goods=1, n_cates=1)

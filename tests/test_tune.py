@@ -10,7 +10,7 @@ import time
 import pytest
 
 from minidin.cli import main
-from minidin.config import default
+from minidin.data import SYNTHETIC_TRAIN
 from minidin.train import TrainConfig
 from minidin.tune import SPACE, draw, searched
 
@@ -58,7 +58,7 @@ def test_tune_end_to_end_chooses_on_validation_and_train_config_reproduces_it(tm
     best = json.load(open(os.path.join(out, "best.json")))
     t = best["tune"]["trial"]
     assert float(rows[t]["valid_gauc"]) == max(float(r["valid_gauc"]) for r in rows)
-    assert rows[0]["lr"] == str(default("lr"))  # trial 0: the options given
+    assert rows[0]["lr"] == str(SYNTHETIC_TRAIN["lr"])  # trial 0: the options given (synthetic: its own settings)
     # the chosen settings train through `train --config` to the same validation and test figures
     summary = tmp_path / "s.json"
     assert main(["train", "--config", os.path.join(out, "best.json"), "--json", str(summary)] + TINY[:6]) == 0
