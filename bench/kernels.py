@@ -217,7 +217,7 @@ def cases(B, mean_len, dt, seed=0):
     out["adagrad_rows_step"] = (opt_nb, opt_np, rows.shape[0] * Dg * sz * 5, "B")
     # the fused inference kernel (whole model) against the per-layer path, NumPy-free reference
     from minidin import DIN, Batch
-    model = DIN(n_goods=Vg, n_cates=Vc, dtype=dt, seed=seed)
+    model = DIN(n_goods=Vg, n_cates=Vc, dtype=dt, seed=seed, goods_bias=False)
     batch = Batch(gid, cid, off, rng.integers(0, Vg, B), rng.integers(0, Vc, B))
     infer_flops = 2 * (N * (2 * D * A1 + A1 * 40 + 40) + B * (D * A1 + 3 * D * H1 + H1 * 80 + 80))
     out["din_infer_forward"] = (lambda: model.logits(batch), lambda: model.logits(batch, fused=False), infer_flops,

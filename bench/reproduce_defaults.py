@@ -103,7 +103,7 @@ def main():
         else:
             for c in todo:
                 _run_cell(args.data_dir, *c)
-    lines = ["| data | fields | model | seeds | test GAUC | best tuned row | gap | RelaImpr vs BaseModel | "
+    lines = ["| data | fields | model | seeds | test GAUC | best tuned row (two fields) | gap | RelaImpr vs BaseModel | "
              "worst epoch loss / base rate | best epochs | min/run |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for ds_name in sets:

@@ -124,7 +124,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
     rng = np.random.default_rng(seed)
     if dataset is not None:
         n_goods, n_cates = dataset.n_goods, dataset.n_cates
-    model = DIN(n_goods=n_goods, n_cates=n_cates, seed=seed)
+    model = DIN(n_goods=n_goods, n_cates=n_cates, seed=seed, goods_bias=False)  # no goods bias, as the torch twin
     bt = _torch() if compare else None
     agreement = None
     if bt is not None:
@@ -211,7 +211,7 @@ def ranking_row(model, rng, n_goods, n_cates, histories=1000, per_history=100, r
 def _schema_rows(rows, batch_sizes, threads, samples, repeats, seed, n_goods, n_cates, lr):
     """Training and inference rates of the default model with SCHEMA's fields, against the default model's own
     row at the same batch size and thread count (measured just before, in the same run)."""
-    model = DIN(n_goods=n_goods, n_cates=n_cates, seed=seed, fields=SCHEMA)
+    model = DIN(n_goods=n_goods, n_cates=n_cates, seed=seed, fields=SCHEMA, goods_bias=False)
     opt = SparseAdagrad(model.params, lr=lr, initial_accumulator_value=0.1)
 
     def train_step(b):

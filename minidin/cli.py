@@ -14,9 +14,9 @@ are reported in one line (``minidin: error: ...``) with exit status 2. The
 heavy modules (Numba kernels, SciPy) are imported inside the commands that use
 them, so ``minidin --help`` answers at once. From Python, ``minidin train`` is::
 
-    from minidin.data import make_synthetic
+    from minidin.data import SYNTHETIC_TRAIN, make_synthetic
     from minidin.train import TrainConfig, train
-    summary, model = train(make_synthetic(), TrainConfig(model="din", epochs=8), out="runs/din")
+    summary, model = train(make_synthetic(), TrainConfig(**SYNTHETIC_TRAIN, model="din"), out="runs/din")
 """
 from __future__ import annotations
 
