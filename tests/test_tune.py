@@ -134,3 +134,29 @@ def test_train_config_file_is_checked_and_the_command_line_overrides_it(tmp_path
     assert "cannot read it" in capsys.readouterr().err
     assert main(["train", "--config", str(cfg), "--resume", str(tmp_path / "run")]) == 2
     assert "a resumed run keeps the settings of its checkpoint" in capsys.readouterr().err
+
+
+def test_settings_layer_defaults_then_synthetic_then_config_then_command_line(tmp_path):
+    """On the synthetic data, SYNTHETIC_TRAIN replaces the real-data defaults; --config goes over it and the
+    command line over both. A prepared dataset directory gets the defaults themselves."""
+    def saved(name, *argv):
+        out = tmp_path / name
+        assert main(["train", *argv, "--epochs", "1", "--out", str(out)] + TINY[:6]) == 0
+        return json.load(open(out / "best.json"))["train_config"]
+
+    s = saved("plain")
+    assert {k: s[k] for k in SYNTHETIC_TRAIN} == SYNTHETIC_TRAIN
+    assert s["hidden_units"] == list(TrainConfig().hidden_units)  # what SYNTHETIC_TRAIN leaves alone: the default
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"lr": 0.05, "batch_size": 64, "goods_bias": True}))
+    s = saved("config", "--config", str(cfg), "--batch-size", "16", "--no-goods-bias")
+    assert (s["lr"], s["batch_size"], s["goods_bias"], s["lr_decay"]) == (0.05, 16, False, SYNTHETIC_TRAIN["lr_decay"])
+    # a prepared dataset: the real-data defaults
+    from minidin.data import make_synthetic
+
+    make_synthetic(n_users=40, n_cates=4, goods_per_cate=3).save(tmp_path / "prepared")
+    out = tmp_path / "real"
+    assert main(["train", "--data", str(tmp_path / "prepared"), "--epochs", "1", "--out", str(out)]) == 0
+    s = json.load(open(out / "best.json"))["train_config"]
+    defaults = TrainConfig().to_json()
+    assert {k: s[k] for k in SYNTHETIC_TRAIN} == {k: defaults[k] for k in SYNTHETIC_TRAIN}
