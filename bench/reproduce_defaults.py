@@ -39,8 +39,14 @@ TUNED = {"beauty": {"BaseModel": 0.7941, "DIN-PReLU": 0.7979, "DIN-Dice": 0.7927
          "ml-latest-small": {"BaseModel": 0.6637, "DIN-PReLU": 0.6670, "DIN-Dice": 0.6605}}
 
 
+# schema "none-lambda1": the two-field rows with MBA's λ fixed at 1 instead of scaled to the data (the check of
+# the scaling rule on validation, docs/training.md)
+SCHEMAS = {"none": dict(use_fields="none"), "all": dict(use_fields="all"),
+           "none-lambda1": dict(use_fields="none", reg_lambda=1.0)}
+
+
 def _config(name, schema, seed):
-    return dict(next(k for n, k in ROWS if n == name), seed=seed, threads=1, use_fields=schema)
+    return dict(next(k for n, k in ROWS if n == name), seed=seed, threads=1, **SCHEMAS[schema])
 
 
 def _path(cache, ds_name, name, schema, seed):
@@ -50,7 +56,7 @@ def _path(cache, ds_name, name, schema, seed):
 def _run_cell(data_dir, cache, ds_name, name, schema, seed):
     data = Dataset.load(os.path.join(data_dir, ds_name))
     return cached_run(_path(cache, ds_name, name, schema, seed), data, _config(name, schema, seed),
-                      f"{ds_name:16s} {name:10s} fields={schema:4s} seed={seed}")
+                      f"{ds_name:16s} {name:10s} fields={schema:12s} seed={seed}")
 
 
 def _cached(cell, data):
@@ -78,8 +84,10 @@ def main():
     ap.add_argument("--cache", default="bench/results/defaults", help="one JSON summary per run (committed)")
     ap.add_argument("--data-dir", default="runs/real/data", help="the prepared datasets (not committed)")
     ap.add_argument("--only", choices=list(DATASETS), action="append", help="restrict to these datasets")
-    ap.add_argument("--schema", choices=["none", "all", "both"], default="both",
-                    help="which rows to run: the two fields (none), every schema field (all), or both")
+    ap.add_argument("--schema", choices=["none", "all", "both", "none-lambda1"], default="both",
+                    help="which rows to run: the two fields (none), every schema field (all), both, or the two "
+                         "fields with λ = 1 (none-lambda1, the λ check)")
+    ap.add_argument("--all-seeds", type=int, default=1, help="seeds of the every-field rows (default 1)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-run", action="store_true", help="train nothing: build the table from the cached runs")
     ap.add_argument("--out", default="docs/results.md")
@@ -92,8 +100,9 @@ def main():
         if not args.no_run and not os.path.exists(os.path.join(ddir, "meta.json")):
             DATASETS[ds_name](args.data_root, ddir)
         datas[ds_name] = Dataset.load(ddir) if os.path.exists(os.path.join(ddir, "meta.json")) else None
-    cells = [(args.cache, ds, name, schema, s) for schema in schemas for s in range(args.seeds) for ds in sets
-             for name, _ in ROWS]
+    seeds = {"all": args.all_seeds}
+    cells = [(args.cache, ds, name, schema, s) for schema in schemas for s in range(seeds.get(schema, args.seeds))
+             for ds in sets for name, _ in ROWS]
     if not args.no_run:
         todo = [c for c in cells if _cached(c, datas[c[1]]) is None]
         if args.jobs > 1:
@@ -103,16 +112,18 @@ def main():
         else:
             for c in todo:
                 _run_cell(args.data_dir, *c)
-    lines = ["| data | fields | model | seeds | test GAUC | best tuned row (two fields) | gap | RelaImpr vs BaseModel | "
+    lines = ["| data | fields | model | λ | seeds | test GAUC | best tuned row (two fields) | gap | RelaImpr vs BaseModel | "
              "worst epoch loss / base rate | best epochs | min/run |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    check = ["| data | model | valid GAUC, λ = 1 | valid GAUC, λ scaled | λ scaled | test GAUC, λ = 1 | "
+             "test GAUC, λ scaled |", "|---|---|---|---|---|---|---|"]
     for ds_name in sets:
         base_loss = base_rate_loss(datas[ds_name]) if datas[ds_name] is not None else float("nan")
         for schema in ["none", "all"]:
             base = None
             for name, _ in ROWS:
                 runs = [r for r in (_cached((args.cache, ds_name, name, schema, s), datas[ds_name])
-                                    for s in range(args.seeds)) if r is not None]
+                                    for s in range(seeds.get(schema, args.seeds))) if r is not None]
                 if not runs:
                     continue
                 g = np.array([r["test"]["gauc"] for r in runs])
@@ -121,13 +132,28 @@ def main():
                 tuned = TUNED[ds_name][name]
                 worst = max(h["train_loss"] for r in runs for h in r["history"])
                 std = f" ± {g.std(ddof=1):.4f}" if len(g) > 1 else ""
-                lines.append(f"| {ds_name} | {schema} | {name} | {len(runs)} | {g.mean():.4f}{std} | {tuned:.4f} | "
+                lam = runs[0]["reg_lambda"]
+                lines.append(f"| {ds_name} | {schema} | {name} | {lam:.3g} | {len(runs)} | {g.mean():.4f}{std} | "
+                             f"{tuned:.4f} | "
                              f"{g.mean() - tuned:+.4f} | "
                              f"{'–' if base is None or name == 'BaseModel' else f'{rela_impr(g.mean(), base):+.2f}%'}"
                              f" | {worst:.3f} / {base_loss:.3f} | {', '.join(str(r['best_epoch']) for r in runs)} | "
                              f"{np.mean([r.get('wall_seconds', 0.0) for r in runs]) / 60:.1f} |")
+    for ds_name in sets:
+        for name, _ in ROWS:
+            pair = [[r for r in (_cached((args.cache, ds_name, name, schema, s), datas[ds_name])
+                                 for s in range(args.seeds)) if r is not None] for schema in ("none-lambda1", "none")]
+            if not all(pair):
+                continue
+            v = [np.mean([r["valid"]["gauc"] for r in runs]) for runs in pair]
+            t = [np.mean([r["test"]["gauc"] for r in runs]) for runs in pair]
+            check.append(f"| {ds_name} | {name} | {v[0]:.4f} | {v[1]:.4f} | {pair[1][0]['reg_lambda']:.3g} | "
+                         f"{t[0]:.4f} | {t[1]:.4f} |")
     text = "\n".join(lines) + "\n"
     replace_table(args.out, "defaults-table", text)
+    print(text)
+    text = "\n".join(check) + "\n"
+    replace_table(os.path.join(os.path.dirname(args.out), "training.md"), "lambda-table", text)
     print(text)
 
 

@@ -185,7 +185,8 @@ def cmd_train(args):
           f"{data.n_cates} categories; " + ", ".join(f"{k} {len(s)}" for k, s in data.splits.items()) + " samples"
           + (f"; fields {', '.join(f['name'] for f in data.fields)}" if data.fields else ""))
     if not args.resume:
-        print(f"model: {cfg.model}, activation {cfg.activation}, reg {cfg.reg} (lambda {cfg.reg_lambda}), "
+        lam = "scaled to the data" if cfg.reg_lambda is None else cfg.reg_lambda
+        print(f"model: {cfg.model}, activation {cfg.activation}, reg {cfg.reg} (lambda {lam}), "
               f"{cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}, {cfg.dtype}")
     try:
         summary, _ = train(data, cfg, out=args.out or args.resume if args.resume else args.out,

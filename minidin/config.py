@@ -304,7 +304,10 @@ class _RunOptions:
                                      "default: no clipping)", _optional(_positive), group="optimizer")
     reg: str = option("mba", "embedding regularization: mini-batch aware (mba), full-table l2, or none",
                       choices=REGS, group="optimizer")
-    reg_lambda: float = option(1.0, "regularization strength λ", lambda n, v: check_real(n, v, 0.0), group="optimizer")
+    reg_lambda: float | None = option(None, "regularization strength λ (default, for mba: scaled to the data, "
+                                      "λ = S / (20 V) with S training samples and V goods ids, so 1 at 20 samples "
+                                      "per goods id, docs/training.md; --reg l2 needs it given)",
+                                      _optional(lambda n, v: check_real(n, v, 0.0)), group="optimizer")
     use_fields: str = option("all", "which of the data's schema fields the model takes: all, none (DIN's two "
                              "fields, goods and category), or a comma-separated list of field names",
                              lambda n, v: _use_fields(n, v), metavar="all|none|F1,F2,...")
@@ -387,7 +390,27 @@ def _train_fields():
 def _validate(self):
     """Check every field (NaN and wrong types included); ValueError / TypeError names the field."""
     _check_fields(self)
+    if self.reg == "l2" and self.reg_lambda is None:
+        raise ValueError("reg_lambda: --reg l2 has no default strength (the data-scaled default is MBA's); give it")
     return self
+
+
+# λ = S / (LAMBDA_SAMPLES_PER_ID · V): MBA's default strength is 1 at this many training samples per goods id
+LAMBDA_SAMPLES_PER_ID = 20
+
+
+def reg_strength(cfg, n_samples: int, n_goods: int) -> float:
+    """The λ a run regularizes with: ``cfg.reg_lambda`` when set; else 0 without regularization, and for MBA
+    ``n_samples / (LAMBDA_SAMPLES_PER_ID · n_goods)``, the training samples per goods id over 20.
+
+    Why it scales so: over an epoch MBA shrinks an id's embedding by about λ·w whatever its frequency (λ·w/n_j in
+    each of the ≤ n_j batches holding it), while the data's pull on it grows with the samples it appears in; at
+    a fixed λ, data with few samples per id are regularized relatively harder (docs/training.md)."""
+    if cfg.reg_lambda is not None:
+        return float(cfg.reg_lambda)
+    if cfg.reg == "none":
+        return 0.0
+    return float(n_samples) / (LAMBDA_SAMPLES_PER_ID * max(int(n_goods), 1))
 
 
 @classmethod

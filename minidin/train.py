@@ -21,7 +21,7 @@ import numpy as np
 
 from . import metrics
 from .checkpoint import read_checkpoint, restore_model, save_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, reg_strength
 from .io import MARKER, check_output_dir, write_marker
 from .model import from_config
 from .optim import SGD, NonFiniteGradient, SparseAdagrad
@@ -41,8 +41,13 @@ def field_names(model) -> list:
     return [f.name for f in model.cfg.fields]
 
 
-def build_optimizer(cfg: TrainConfig, model, counts):
-    kw = dict(lr=cfg.lr, reg=cfg.reg, reg_lambda=cfg.reg_lambda, counts=counts, clip_norm=cfg.clip_norm)
+def build_optimizer(cfg: TrainConfig, model, counts, reg_lambda=None):
+    """The run's optimizer; ``reg_lambda``: the resolved λ (``reg_strength``), needed when ``cfg.reg_lambda`` is
+    None (the data-scaled default)."""
+    lam = cfg.reg_lambda if cfg.reg_lambda is not None else reg_lambda
+    if lam is None:
+        raise ValueError("reg_lambda: the data-scaled default needs the data (pass reg_strength(cfg, S, V))")
+    kw = dict(lr=cfg.lr, reg=cfg.reg, reg_lambda=lam, counts=counts, clip_norm=cfg.clip_norm)
     if cfg.optimizer == "adagrad":
         return SparseAdagrad(model.params, initial_accumulator_value=cfg.adagrad_init, **kw)
     return SGD(model.params, **kw)
@@ -186,9 +191,13 @@ def _train(dataset, cfg, out, log, progress, arrays, saved, test=True):
 
     data0 = epoch_data(start)
     counts = data0.feature_counts("train", window) if cfg.reg == "mba" else None
+    lam = reg_strength(cfg, len(data0.splits["train"]), dataset.n_goods)
+    if cfg.reg != "none" and cfg.reg_lambda is None:
+        log(f"reg {cfg.reg}: lambda {lam:.4g} (the default: {len(data0.splits['train'])} training samples / "
+            f"(20 x {dataset.n_goods} goods ids))")
     if saved is not None:
         model = restore_model(arrays, saved)
-        opt = build_optimizer(cfg, model, counts)
+        opt = build_optimizer(cfg, model, counts, lam)
         opt.load_state_arrays(arrays)
         rng = np.random.default_rng()
         rng.bit_generator.state = saved["rng_state"]
@@ -196,7 +205,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved, test=True):
         log(f"resumed from epoch {saved['epoch'] + 1} of {cfg.epochs}")
     else:
         model = build_model(cfg, dataset.n_goods, dataset.n_cates, dataset.fields)
-        opt = build_optimizer(cfg, model, counts)
+        opt = build_optimizer(cfg, model, counts, lam)
         rng = np.random.default_rng([cfg.seed, 1])  # shuffling stream, separate from initialisation
     names = field_names(model)
     oracles = {s: oracle(dataset, s) for s in ("valid", "test")}
@@ -205,7 +214,8 @@ def _train(dataset, cfg, out, log, progress, arrays, saved, test=True):
     steps = sum(-(-h["train_samples"] // cfg.batch_size) for h in history)  # optimizer steps so far (warmup)
 
     def meta(epoch):
-        return {"kind": "training", "train_config": cfg.to_json(), "max_history": window, "data_sha256": data_sha,
+        return {"kind": "training", "train_config": cfg.to_json(), "reg_lambda": lam, "max_history": window,
+                "data_sha256": data_sha,
                 "n_goods": dataset.n_goods,
                 "n_cates": dataset.n_cates, "data": dataset.description, "epoch": epoch, "history": history,
                 "best": best, "bad_epochs": bad_epochs, "rng_state": rng.bit_generator.state,
@@ -278,7 +288,7 @@ def _train(dataset, cfg, out, log, progress, arrays, saved, test=True):
         if bad_epochs > 0 and bad_epochs >= cfg.patience:
             log(f"early stop: no better validation {cfg.select.upper()} for {bad_epochs} epoch(s)")
             break
-    summary = {"model": cfg.model, "activation": cfg.activation, "reg": cfg.reg, "reg_lambda": cfg.reg_lambda,
+    summary = {"model": cfg.model, "activation": cfg.activation, "reg": cfg.reg, "reg_lambda": lam,
                "max_history": window,
                "epochs_run": len(history), "best_epoch": best["epoch"] if best else None,
                "valid": best["valid"] if best else None, "test": best["test"] if best else None,

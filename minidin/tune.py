@@ -87,7 +87,7 @@ def settings(cfg: dict, names) -> dict:
     out = {}
     for n in names:
         v = cfg["goods_dim"] if n == "emb_dim" else cfg[n]
-        out[n] = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+        out[n] = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else "default" if v is None else v
     return out
 
 

@@ -101,6 +101,25 @@ def test_lr_warmup_rises_linearly_over_the_steps_and_resumes_exactly(data, tmp_p
     assert seen == [0.1] * 13
 
 
+def test_mba_lambda_default_is_the_training_samples_per_goods_id_over_20(data, tmp_path):
+    from minidin.config import reg_strength
+
+    cfg = TrainConfig(**dict(SMALL, epochs=1))
+    assert cfg.reg == "mba" and cfg.reg_lambda is None
+    S, V = len(data.splits["train"]), data.n_goods
+    auto, _ = train(data, cfg, out=tmp_path / "auto", log=quiet, progress=None)
+    assert auto["reg_lambda"] == pytest.approx(S / (20 * V), rel=1e-15)
+    assert read_checkpoint(tmp_path / "auto", "best")[1]["reg_lambda"] == auto["reg_lambda"]
+    given, _ = train(data, TrainConfig(**dict(SMALL, epochs=1, reg_lambda=S / (20 * V))), log=quiet, progress=None)
+    assert strip_timing(given)["history"] == strip_timing(auto)["history"]  # the same run as λ given by hand
+    other, _ = train(data, TrainConfig(**dict(SMALL, epochs=1, reg_lambda=3.0)), log=quiet, progress=None)
+    assert strip_timing(other)["history"] != strip_timing(auto)["history"]
+    assert reg_strength(TrainConfig(reg="none"), S, V) == 0.0
+    assert reg_strength(TrainConfig(reg_lambda=0.5), S, V) == 0.5
+    with pytest.raises(ValueError, match="reg_lambda: --reg l2 has no default strength"):
+        TrainConfig(reg="l2")
+
+
 def test_model_save_and_load(tmp_path):
     m = tiny_model(n_goods=5, n_cates=2, goods_dim=2, cate_dim=2, attention_units=(3,), hidden_units=(4,), seed=2,
                    dtype=np.float32)
@@ -192,6 +211,8 @@ def test_cli_same_seed_same_json(tmp_path):
     (["train", "--lr", "-1"], "lr"),
     (["train", "--lr-warmup", "-5"], "lr-warmup"),
     (["train", "--lr-warmup", "2.5"], "lr-warmup"),
+    (["train", "--reg", "l2"], "--reg-lambda: --reg l2 has no default strength"),
+    (["train", "--data", "/nonexistent/dir", "--reg", "l2"], "--reg-lambda: --reg l2 has no default strength"),
 ])
 def test_cli_errors_are_one_line(argv, match, capsys):
     try:
