@@ -11,13 +11,17 @@ one run rather than absolute numbers on a shared machine.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import numba
 import numpy as np
+from numba import njit, prange
 
 from .batch import Bag, Batch
-from .config import PEAK_GFLOPS, FieldSpec
+from .config import FieldSpec
 from .model import DIN
 from .optim import SparseAdagrad
 
@@ -89,6 +93,70 @@ def flops_per_sample(cfg, mean_history, training=True):
     return (6.0 if training else 2.0) * dense_macs_per_sample(cfg, mean_history)
 
 
+# the GEMM of the peak measurement: (M, K) @ (K, N) float32, large enough that BLAS runs at its best rate
+PEAK_SHAPE = (8192, 512, 512)
+
+
+@njit(parallel=True, cache=True)
+def _chunked_gemm(out, a, b, chunks):
+    """out = a @ b, rows split into ``chunks`` blocks, one single-threaded BLAS call per block across Numba's
+    threads: how minidin's chunked kernels call BLAS."""
+    M = a.shape[0]
+    for c in prange(chunks):
+        lo, hi = c * M // chunks, (c + 1) * M // chunks
+        out[lo:hi] = np.dot(a[lo:hi], b)
+
+
+def _best_seconds(fn, repeats):
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+_BLAS_PROBE = """
+import sys, time, numpy as np
+M, K, N, r = map(int, sys.argv[1:])
+rng = np.random.default_rng(0)
+a, b = rng.random((M, K), dtype=np.float32), rng.random((K, N), dtype=np.float32)
+a @ b
+best = float("inf")
+for _ in range(r):
+    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
+print(2.0 * M * K * N / best / 1e9)
+"""
+
+
+def measure_peak(threads, repeats=5):
+    """This machine's float32 GEMM rate (GFLOP/s) at each thread count, measured now: ``"chunked"``, one
+    single-threaded BLAS call per row block across ``t`` Numba threads (minidin's kernels), and ``"blas"``, one
+    BLAS call with ``t`` BLAS threads (numpy in a fresh process with OPENBLAS_NUM_THREADS / OMP_NUM_THREADS = t,
+    since this process pins its BLAS to one thread). {t: {"chunked", "blas", "peak"}}, peak the larger."""
+    M, K, N = PEAK_SHAPE
+    rng = np.random.default_rng(0)
+    a, b = rng.random((M, K), dtype=np.float32), rng.random((K, N), dtype=np.float32)
+    out = np.empty((M, N), np.float32)
+    flop, res, before = 2.0 * M * K * N, {}, numba.get_num_threads()
+    try:
+        for t in threads:
+            numba.set_num_threads(t)
+            chunked = flop / _best_seconds(lambda: _chunked_gemm(out, a, b, 8 * t), repeats) / 1e9
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
+            try:
+                blas = float(subprocess.run([sys.executable, "-c", _BLAS_PROBE, str(M), str(K), str(N), str(repeats)],
+                                            env=env, capture_output=True, text=True, check=True,
+                                            timeout=300).stdout.strip())
+            except (OSError, ValueError, subprocess.SubprocessError):
+                blas = float("nan")
+            res[t] = {"chunked": chunked, "blas": blas, "peak": max(chunked, blas if blas == blas else 0.0)}
+    finally:
+        numba.set_num_threads(before)
+    return res
+
+
 def _torch():
     try:
         import torch  # noqa: F401
@@ -110,13 +178,20 @@ def dataset_batches(dataset, batch_size, n_batches, rng):
 
 
 def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, seed=0, n_goods=10000, n_cates=200,
-        compare=True, lr=0.01, dataset=None, peak_gflops=PEAK_GFLOPS, schema=True, rank=True, ranking_histories=1000):
+        compare=True, lr=0.01, dataset=None, peak_gflops=None, schema=True, rank=True, ranking_histories=1000,
+        torch_compile=False):
     """Throughput rows and one-sample latency, minidin and (if installed and ``compare``) PyTorch side by side.
 
     ``ceiling_pct`` is the training rate's useful FLOPs (``flops_per_sample`` of the model at the timed batches'
-    mean history length) as a percentage of ``peak_gflops``.
-    Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct[, torch_train_sps, torch_infer_sps,
-    train_ratio, infer_ratio]}], "schema_rows": [{batch, threads, train_sps, infer_sps, train_vs_default,
+    mean history length) as a percentage of the float32 GEMM peak at the row's thread count, measured in this
+    run (``measure_peak``; ``peak_gflops`` overrides it with one figure for every row).
+    The torch rows: ``torch_*`` the like-for-like twin (the same split first attention layer), ``torch_full_*``
+    the twin on the full (N, 4D) attention input, ``torch_compile_*`` (with ``torch_compile``) the split twin
+    through ``torch.compile(dynamic=True)``; every twin's loss and gradients are checked against minidin first.
+    Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct, peak_gflops[, torch_train_sps,
+    torch_infer_sps, train_ratio, infer_ratio, torch_full_train_sps, torch_full_infer_sps, train_ratio_full,
+    infer_ratio_full[, torch_compile_*]]}], "peak": measure_peak's, "schema_rows": [{batch, threads, train_sps,
+    infer_sps, train_vs_default,
     infer_vs_default}] (``schema``: the model with SCHEMA's fields, at the most threads, on random histories),
     "latency_us", "torch_latency_us", "agreement", ...}. Before any timing the
     torch twin gets minidin's weights and its loss and gradients must agree (else ValueError).
@@ -126,14 +201,20 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         n_goods, n_cates = dataset.n_goods, dataset.n_cates
     model = DIN(n_goods=n_goods, n_cates=n_cates, seed=seed, goods_bias=False)  # no goods bias, as the torch twin
     bt = _torch() if compare else None
-    agreement = None
+    agreement, twins = None, {}
     if bt is not None:
         import torch
         check = make_batches(np.random.default_rng(seed + 1), 256, 1, n_goods, n_cates)[0]
-        agreement = bt.agreement(model, check)
-        if agreement["loss"] > 1e-5 or agreement["grads"] > 1e-4:
-            raise ValueError(f"torch twin disagrees with minidin before timing: {agreement}")
-        torch_step, torch_infer = bt.train_step_fn(model, lr, 0.1)
+        agreement = {"split": bt.agreement(model, check, split=True), "full": bt.agreement(model, check, split=False)}
+        for name, a in agreement.items():
+            if a["loss"] > 1e-5 or a["grads"] > 1e-4:
+                raise ValueError(f"torch twin ({name} attention input) disagrees with minidin before timing: {a}")
+        # key prefix -> (train step, inference) of each twin; "torch" is the like-for-like one
+        twins = {"torch": bt.train_step_fn(model, lr, 0.1, split=True),
+                 "torch_full": bt.train_step_fn(model, lr, 0.1, split=False)}
+        if torch_compile:
+            twins["torch_compile"] = bt.train_step_fn(model, lr, 0.1, split=True, compile=True)
+    peak = measure_peak(threads) if peak_gflops is None else {t: {"peak": float(peak_gflops)} for t in threads}
     opt = SparseAdagrad(model.params, lr=lr, initial_accumulator_value=0.1)
 
     def train_step(b):
@@ -157,13 +238,16 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
                 row = {"batch": B, "threads": t, "train_sps": _rate(train_step, batches, repeats),
                        "infer_sps": _rate(model.predict, batches, repeats),
                        "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(row_lengths)))}
-                row["ceiling_pct"] = 100.0 * row["train_sps"] * row["flop_per_sample"] / (peak_gflops * 1e9)
+                row["peak_gflops"] = peak[t]["peak"]
+                row["ceiling_pct"] = 100.0 * row["train_sps"] * row["flop_per_sample"] / (peak[t]["peak"] * 1e9)
                 if bt is not None:
                     tb = [bt.tensors(b) for b in batches]
-                    row["torch_train_sps"] = _rate(torch_step, tb, repeats, sizes=[b.size for b in batches])
-                    row["torch_infer_sps"] = _rate(torch_infer, tb, repeats, sizes=[b.size for b in batches])
-                    row["train_ratio"] = row["train_sps"] / row["torch_train_sps"]
-                    row["infer_ratio"] = row["infer_sps"] / row["torch_infer_sps"]
+                    for key, (step, infer) in twins.items():
+                        suffix = key[len("torch"):]
+                        row[f"{key}_train_sps"] = _rate(step, tb, repeats, sizes=[b.size for b in batches])
+                        row[f"{key}_infer_sps"] = _rate(infer, tb, repeats, sizes=[b.size for b in batches])
+                        row[f"train_ratio{suffix}"] = row["train_sps"] / row[f"{key}_train_sps"]
+                        row[f"infer_ratio{suffix}"] = row["infer_sps"] / row[f"{key}_infer_sps"]
                 rows.append(row)
         numba.set_num_threads(max(threads))
         schema_rows = _schema_rows(rows, batch_sizes, max(threads), samples, repeats, seed, n_goods, n_cates, lr) \
@@ -175,7 +259,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         torch_latency = None
         if bt is not None:
             torch.set_num_threads(max(threads))
-            torch_latency = _latency(torch_infer, bt.tensors(one))
+            torch_latency = _latency(twins["torch"][1], bt.tensors(one))
     finally:
         numba.set_num_threads(default_threads)
         if bt is not None:
@@ -185,7 +269,8 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
             "model": model.config(),
             "histories": ("lognormal, mean 9, capped at 100" if dataset is None else "a prepared dataset's train split")
             + f"; timed batches' mean length {np.mean(lengths):.1f}, max {np.max(lengths)}",
-            "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(lengths))), "peak_gflops": peak_gflops}
+            "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(lengths))), "peak": peak,
+            "peak_measured": peak_gflops is None}
 
 
 def ranking_row(model, rng, n_goods, n_cates, histories=1000, per_history=100, repeats=3):
@@ -243,16 +328,22 @@ def _latency(fn, one, n=300):
 
 def format_table(res):
     torch = res.get("torch")
-    head = f"{'batch':>6} {'threads':>7} {'train/s':>9} {'infer/s':>9} {'% ceiling':>9}"
+    compiled = bool(res["rows"]) and "torch_compile_train_sps" in res["rows"][0]
+    head = f"{'batch':>6} {'threads':>7} {'train/s':>9} {'infer/s':>9} {'% peak':>7}"
     if torch:
-        head += f" {'torch train/s':>13} {'torch infer/s':>13} {'train ×':>8} {'infer ×':>8}"
+        head += (f" | {'split twin train/s':>18} {'infer/s':>9} {'train ×':>8} {'infer ×':>8}"
+                 f" | {'full-input twin train/s':>23} {'train ×':>8}")
+        if compiled:
+            head += f" | {'compiled train/s':>16} {'train ×':>8}"
     lines = [f"histories: {res['histories']}", head]
     for r in res["rows"]:
         line = (f"{r['batch']:>6} {r['threads']:>7} {r['train_sps']:>9,.0f} {r['infer_sps']:>9,.0f} "
-                f"{r['ceiling_pct']:>8.1f}%")
+                f"{r['ceiling_pct']:>6.1f}%")
         if torch:
-            line += (f" {r['torch_train_sps']:>13,.0f} {r['torch_infer_sps']:>13,.0f} {r['train_ratio']:>7.2f}×"
-                     f" {r['infer_ratio']:>7.2f}×")
+            line += (f" | {r['torch_train_sps']:>18,.0f} {r['torch_infer_sps']:>9,.0f} {r['train_ratio']:>7.2f}×"
+                     f" {r['infer_ratio']:>7.2f}× | {r['torch_full_train_sps']:>23,.0f} {r['train_ratio_full']:>7.2f}×")
+            if compiled:
+                line += f" | {r['torch_compile_train_sps']:>16,.0f} {r['train_ratio_compile']:>7.2f}×"
         lines.append(line)
     lat = f"one-sample latency (history 9, {res['threads_max']} threads): minidin {res['latency_us']:.0f} µs"
     if torch:
@@ -270,13 +361,21 @@ def format_table(res):
         lines.append(f"ranking, {r['candidates']} candidates for each of {r['histories']} histories: model.score "
                      f"{r['score_sps']:,.0f} pairs/s, predict on the expanded pairs {r['predict_sps']:,.0f}/s: "
                      f"{r['ratio']:.2f}×")
-    lines.append(f"% ceiling: train samples/s × training FLOPs per sample ({res['flop_per_sample'] / 1e6:.2f} MFLOP at "
-                 f"the timed histories' mean length, from the model's config) / {res['peak_gflops']:.0f} GFLOP/s "
-                 "(--peak-gflops)")
+    if res.get("peak_measured", True):
+        lines.append("float32 GEMM rate measured now, GFLOP/s, chunked (one single-threaded BLAS call per row block "
+                     "across Numba's threads, as minidin's kernels call it) / multi-threaded BLAS: " + "; ".join(
+                         f"{t} thread{'s' if t > 1 else ''} {p['chunked']:.0f} / {p['blas']:.0f}"
+                         for t, p in res["peak"].items()))
+    lines.append(f"% peak: train samples/s × training FLOPs per sample ({res['flop_per_sample'] / 1e6:.2f} MFLOP at "
+                 f"the timed histories' mean length, from the model's config) / the better GEMM rate at the row's "
+                 f"thread count" + ("" if res.get("peak_measured", True) else " (given by --peak-gflops)"))
     if torch:
         a = res["agreement"]
-        lines.append(f"torch {torch}: same weights, loss rel. diff {a['loss']:.1e}, worst gradient rel. diff "
-                     f"{a['grads']:.1e} (checked before timing); Dice in both MLPs, Adagrad lr 0.01 both sides")
+        lines.append(f"torch {torch}: same weights; split twin (minidin's split first attention layer) loss rel. diff "
+                     f"{a['split']['loss']:.1e}, worst gradient {a['split']['grads']:.1e}; full-input twin ([q, k, "
+                     f"q−k, q⊙k] per behaviour) {a['full']['loss']:.1e}, {a['full']['grads']:.1e} (checked before "
+                     "timing); Dice in both MLPs, sparse embeddings, Adagrad lr 0.01 both sides, no clipping; "
+                     "latency and infer × against the split twin")
     elif res.get("torch_requested", True):
         lines.append("torch: not installed, no side-by-side column (pip install 'minidin[compare]', CPU wheel: "
                      "see docs/benchmarks.md)")

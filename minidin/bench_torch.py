@@ -1,13 +1,20 @@
 """The same DIN in PyTorch, for the side-by-side benchmark (``minidin bench``; optional extra ``compare``).
 
 Torch's best CPU layout for this model: histories packed (only real behaviours,
-no padding), the attention MLP on the (N, 4D) rows ``[q, k, q−k, q⊙k]``,
-pooling by ``index_add_``, embeddings with ``sparse=True`` gradients and
+no padding), pooling by ``index_add_``, embeddings with ``sparse=True`` gradients and
 ``torch.optim.Adagrad`` (which takes sparse gradients; it has no weight decay
 for them, so the comparison runs ``reg="none"``). Weights are stored ``(in, out)``
 as in minidin, so ``load_from`` copies them one to one, and Dice is minidin's:
 batch mean and biased variance over the rows present in training, running
 averages at inference, ε = 1e-8.
+
+Two twins (``TorchDIN(model, split=...)``), the same function and parameters:
+
+- ``split=True``, the like-for-like one: minidin's split first attention layer, ``q·(Wq+Wd)`` once per sample
+  and ``[k, q⊙k]·[Wk−Wd; Wp]`` per behaviour (an exact reparametrisation of ``[q, k, q−k, q⊙k]·W``, computed
+  in autograd from the same ``att.0.W``, so its gradient is the full layer's);
+- ``split=False``: the attention MLP on the (N, 4D) rows ``[q, k, q−k, q⊙k]``, twice the multiply-adds of
+  that layer, as the official code and most implementations build it.
 
 Nothing in minidin imports this module unless torch is installed and a
 comparison is asked for.
@@ -41,8 +48,9 @@ def _dice(z, alpha, rm, rv, training, momentum, eps):
 class TorchDIN(nn.Module):
     """minidin.DIN (sum pooling of attention scores, no softmax) with the same parameter layout."""
 
-    def __init__(self, model):
+    def __init__(self, model, split=True):
         super().__init__()
+        self.split = split
         if model.attention_softmax or model.goods_bias:
             raise ValueError("model: the torch twin covers attention_softmax=False, goods_bias=False")
         self.cfg = model
@@ -67,9 +75,10 @@ class TorchDIN(nn.Module):
     def _p(self, name):
         return self.dense[name.replace(".", "_")]
 
-    def _mlp(self, prefix, x, units, act, training, momentum):
+    def _mlp(self, prefix, x, units, act, training, momentum, z0=None):
+        """The MLP ``prefix`` on ``x`` (z0: its first layer's pre-activation, computed by the caller)."""
         for i in range(len(units)):
-            z = x @ self._p(f"{prefix}.{i}.W") + self._p(f"{prefix}.{i}.b")
+            z = z0 if i == 0 and z0 is not None else x @ self._p(f"{prefix}.{i}.W") + self._p(f"{prefix}.{i}.b")
             if act == "dice":
                 x = _dice(z, self._p(f"{prefix}.{i}.alpha"), self.stats[f"{prefix}.{i}.running_mean"],
                           self.stats[f"{prefix}.{i}.running_var"], training, momentum, self.cfg.dice_eps)
@@ -81,12 +90,24 @@ class TorchDIN(nn.Module):
 
     def forward(self, t, training=True, momentum=0.1):
         """Logits (B,) of a batch converted by ``tensors``."""
-        m = self.cfg
         hist = torch.cat([self.goods(t["hist_goods"]), self.cates(t["hist_cates"])], 1)
         cand = torch.cat([self.goods(t["cand_goods"]), self.cates(t["cand_cates"])], 1)
+        return self.dense_part(hist, cand, t["seg"], training, momentum)
+
+    def dense_part(self, hist, cand, seg, training=True, momentum=0.1):
+        """Everything after the (sparse) embedding lookups: what ``torch.compile`` compiles."""
+        m = self.cfg
+        t = {"seg": seg}
         q = cand[t["seg"]]
-        att_in = torch.cat([q, hist, q - hist, q * hist], 1)
-        w = self._mlp("att", att_in, m.attention_units, m.attention_activation, training, momentum)
+        if self.split:  # [q, k, q−k, q⊙k]·W = q·(Wq+Wd) + [k, q⊙k]·[Wk−Wd; Wp]
+            W, D = self._p("att.0.W"), cand.shape[1]
+            Wq, Wk, Wd, Wp = W[:D], W[D:2 * D], W[2 * D:3 * D], W[3 * D:]
+            z0 = ((cand @ (Wq + Wd))[t["seg"]] + torch.cat([hist, q * hist], 1) @ torch.cat([Wk - Wd, Wp], 0)
+                  + self._p("att.0.b"))
+            w = self._mlp("att", None, m.attention_units, m.attention_activation, training, momentum, z0=z0)
+        else:
+            att_in = torch.cat([q, hist, q - hist, q * hist], 1)
+            w = self._mlp("att", att_in, m.attention_units, m.attention_activation, training, momentum)
         interest = torch.zeros_like(cand).index_add_(0, t["seg"], w[:, None] * hist)
         x = torch.cat([interest, cand, interest * cand], 1)
         return self._mlp("mlp", x, m.hidden_units, m.activation, training, momentum)
@@ -101,12 +122,12 @@ def tensors(batch):
             "labels": torch.from_numpy(np.asarray(batch.labels, np.float32))}
 
 
-def agreement(model, batch):
+def agreement(model, batch, split=True):
     """Loss and every gradient of minidin vs the torch twin with the same weights, in float32.
 
     Returns {"loss": |Δ|/|loss|, "grads": max over parameters of max|Δ| / max|g|}; no state is updated.
     """
-    tw = TorchDIN(model)
+    tw = TorchDIN(model, split)
     t = tensors(batch)
     loss_t = nn.functional.binary_cross_entropy_with_logits(tw(t, training=True, momentum=0.0), t["labels"])
     loss_t.backward()
@@ -126,9 +147,14 @@ def agreement(model, batch):
     return {"loss": abs(loss_t.item() - loss_m) / abs(loss_m), "grads": worst}
 
 
-def train_step_fn(model, lr, initial_accumulator_value):
-    """A closure doing one torch training step (forward, backward, sparse Adagrad) on converted tensors."""
-    tw = TorchDIN(model)
+def train_step_fn(model, lr, initial_accumulator_value, split=True, compile=False):
+    """Closures doing one torch training step (forward, backward, sparse Adagrad) and one inference on converted
+    tensors; ``compile``: everything after the embedding lookups through ``torch.compile(dynamic=True)``
+    (compiled on the first calls, outside the timing)."""
+    tw = TorchDIN(model, split)
+    forward = tw.forward
+    if compile:  # the dense part only: inductor does not take the sparse-gradient embedding lookups
+        tw.dense_part = torch.compile(tw.dense_part, dynamic=True)
     opt_sparse = torch.optim.Adagrad([tw.goods.weight, tw.cates.weight], lr=lr,
                                      initial_accumulator_value=initial_accumulator_value, eps=1e-10)
     opt_dense = torch.optim.Adagrad(list(tw.dense.parameters()), lr=lr,
@@ -137,13 +163,13 @@ def train_step_fn(model, lr, initial_accumulator_value):
     def step(t):
         opt_sparse.zero_grad(set_to_none=True)
         opt_dense.zero_grad(set_to_none=True)
-        loss = nn.functional.binary_cross_entropy_with_logits(tw(t, training=True), t["labels"])
+        loss = nn.functional.binary_cross_entropy_with_logits(forward(t, training=True), t["labels"])
         loss.backward()
         opt_sparse.step()
         opt_dense.step()
 
     def infer(t):
         with torch.inference_mode():
-            return torch.sigmoid(tw(t, training=False))
+            return torch.sigmoid(forward(t, training=False))
 
     return step, infer

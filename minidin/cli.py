@@ -27,7 +27,7 @@ import os
 import sys
 
 from . import __version__
-from .config import PEAK_GFLOPS, add_options, choices, default
+from .config import add_options, choices, default
 from .io import write_json as _write_json
 
 class _Parser(argparse.ArgumentParser):
@@ -440,7 +440,7 @@ def cmd_bench(args):
         dataset = Dataset.load(args.data)
     res = run(args.batch_sizes, args.threads, samples=args.samples, repeats=args.repeats, compare=not args.no_torch,
               schema=not args.no_schema, rank=not args.no_ranking, ranking_histories=args.ranking_histories,
-              dataset=dataset, peak_gflops=args.peak_gflops)
+              dataset=dataset, peak_gflops=args.peak_gflops, torch_compile=args.torch_compile)
     print(format_table(res))
     if args.json:
         _write_json(args.json, res)
@@ -561,9 +561,11 @@ def _add_commands(sub):
     bn.add_argument("--data", metavar="DIR", default=None,
                     help="draw batches from a prepared dataset's train split (real histories) instead of lognormal "
                          "ones, e.g. Amazon Beauty from 'minidin prepare amazon'")
-    bn.add_argument("--peak-gflops", type=_positive_float, default=PEAK_GFLOPS,
-                    help="the machine's float32 GEMM peak, the denominator of '%% ceiling' (the default is a 2-core "
-                         "Zen 4 machine with AVX-512)")
+    bn.add_argument("--peak-gflops", type=_positive_float, default=None,
+                    help="one float32 GEMM rate for the denominator of '%% peak' (default: measured in the same run "
+                         "at each thread count, as minidin calls BLAS and with multi-threaded BLAS)")
+    bn.add_argument("--torch-compile", action="store_true",
+                    help="also time the split torch twin through torch.compile(dynamic=True)")
     bn.add_argument("--no-schema", action="store_true",
                     help="skip the rows of the model with a schema (a multi-hot item field, two user fields)")
     bn.add_argument("--no-ranking", action="store_true",

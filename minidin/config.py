@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, fields
 
 ACTIVATIONS = ("dice", "prelu", "sigmoid")
 REGS = ("none", "l2", "mba")  # embedding regularization (the optimizers take the same names)
-PEAK_GFLOPS = 195.0  # minidin bench's default --peak-gflops: float32 GEMM peak of 2 Zen 4 cores with AVX-512
 MAX_ROWS = 2**31 - 1  # a vocabulary larger than this is a mistake, not a table to allocate
 MAX_WIDTH = 65536  # the widest embedding or layer accepted
 

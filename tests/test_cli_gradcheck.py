@@ -54,5 +54,31 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     schema = res["schema_rows"][0]
     assert schema["batch"] == 4 and schema["train_sps"] > 0 and schema["train_vs_default"] > 0
     assert res["ranking"]["histories"] == 3 and res["ranking"]["score_sps"] > 0
+    # the GEMM peak is measured in the same run, both ways, and % peak is the row's useful FLOP rate against it
+    peak, row = res["peak"]["1"], res["rows"][0]
+    assert peak["chunked"] > 0 and peak["blas"] > 0 and peak["peak"] == max(peak["chunked"], peak["blas"])
+    assert row["ceiling_pct"] == pytest.approx(100 * row["train_sps"] * row["flop_per_sample"] / (peak["peak"] * 1e9))
     out = capsys.readouterr().out
     assert "train samples/s" in out and "with a schema (genres: item, multi-hot, gender: user" in out
+    assert "float32 GEMM rate measured now" in out
+    assert main(["bench", "--batch-sizes", "4", "--threads", "1", "--samples", "8", "--repeats", "1", "--no-schema",
+                 "--no-ranking", "--peak-gflops", "50", "--json", str(p)]) == 0
+    row = json.loads(p.read_text())["rows"][0]
+    assert row["peak_gflops"] == 50 and "given by --peak-gflops" in capsys.readouterr().out
+
+
+def test_torch_twins_equal_minidin_split_and_full_input():
+    """Where torch is installed (the optional 'compare' extra; CI does not install it): both twins, loaded with
+    minidin's weights, give its loss and gradients."""
+    pytest.importorskip("torch", reason="the torch twins need the optional 'compare' extra (torch==2.13.0)")
+    import numpy as np
+
+    import minidin
+    from minidin import bench_torch as bt
+    from minidin.bench import make_batches
+
+    m = minidin.DIN(n_goods=300, n_cates=20, seed=1, goods_bias=False)
+    batch = make_batches(np.random.default_rng(2), 64, 1, 300, 20)[0]
+    for split in (True, False):
+        a = bt.agreement(m, batch, split=split)
+        assert a["loss"] < 1e-5 and a["grads"] < 1e-4, (split, a)
