@@ -80,6 +80,12 @@ def main():
         os.makedirs(keep, exist_ok=True)
         with open(os.path.join(out, "best.json")) as f:
             best = json.load(f)
+        kept = os.path.join(keep, "best.json")
+        if os.path.exists(kept):
+            with open(kept) as f:
+                old = json.load(f)
+            if {k: old[k] for k in ("train_config", "tune")} == {k: best[k] for k in ("train_config", "tune")}:
+                continue  # the same search, already kept with the provenance of the run that made it
         best["provenance"] = {"commit": COMMIT, "data_sha256": best["tune"]["data_sha256"],
                               "command": f"minidin tune --data DIR --trials {args.trials} --seed 0 "
                                          f"--jobs {args.jobs} --use-fields none",
