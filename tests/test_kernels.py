@@ -253,6 +253,19 @@ def test_unique_rows_sort_matches_numpy(ids):
     np.testing.assert_array_equal(inv, want_inv.ravel())
 
 
+@settings(max_examples=40)
+@given(ids=st.lists(st.integers(-3, 2**40), max_size=300), small=st.booleans())
+def test_radix_argsort_equals_the_merge_sort(ids, small):
+    """unique_rows' radix sort (the fast path) against the stable merge sort (the clear one) and numpy: the same
+    permutation, repeated keys in their original order, any key width, a negative key falling back."""
+    from minidin.layers.embedding import _argsort, _radix_argsort
+    ids = np.array(ids, dtype=np.int64) % (50 if small else 2**62)
+    np.testing.assert_array_equal(_radix_argsort(ids), _argsort(ids))
+    np.testing.assert_array_equal(_radix_argsort(ids), np.argsort(ids, kind="stable"))
+    neg = np.array([3, -1, 3, 0], dtype=np.int64)
+    np.testing.assert_array_equal(_radix_argsort(neg), np.argsort(neg, kind="stable"))
+
+
 def test_unique_rows():
     rows, inv = L.unique_rows(np.array([4, 1, 4, 0, 1, 1], dtype=np.int64))
     assert rows.tolist() == [0, 1, 4]
