@@ -82,6 +82,19 @@ def read_cached(path, key):
     return summary if summary.get("provenance", {}).get("key") == key else None
 
 
+def cached_summary(path, data, config: dict):
+    """The summary cached at ``path`` when its provenance key matches the run of ``config`` on ``data`` (data None,
+    for a table rebuilt without the prepared data: trust the key recorded in the file); else None."""
+    if not os.path.exists(path):
+        return None
+    if data is None:
+        with open(path) as f:
+            key = json.load(f).get("provenance", {}).get("key", "")
+    else:
+        key, _ = run_identity(TrainConfig(**config), data)
+    return read_cached(path, key)
+
+
 def cached_run(path, data, config: dict, label: str):
     """The summary of ``train(data, TrainConfig(**config))``: read from ``path`` when its provenance key
     matches, else run, and saved there with its provenance."""

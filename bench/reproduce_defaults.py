@@ -16,7 +16,6 @@ table replaces what lies between the ``defaults-table`` markers of --out.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import os
@@ -29,9 +28,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from minidin.data import Dataset  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
-from bench._cache import cached_run, read_cached, replace_table, run_identity  # noqa: E402
+from bench._cache import cached_run, cached_summary, replace_table  # noqa: E402
 from bench.reproduce_real import DATASETS, ROWS  # noqa: E402
-from minidin.train import TrainConfig  # noqa: E402
 
 # the best row of the real-data table (bench/reproduce_real.py, 5 seeds, λ tuned on validation) per model
 TUNED = {"beauty": {"BaseModel": 0.7941, "DIN-PReLU": 0.7979, "DIN-Dice": 0.7927},
@@ -60,15 +58,7 @@ def _run_cell(data_dir, cache, ds_name, name, schema, seed):
 
 
 def _cached(cell, data):
-    path = _path(*cell)
-    if not os.path.exists(path):
-        return None
-    if data is None:
-        with open(path) as f:
-            key = json.load(f).get("provenance", {}).get("key", "")
-    else:
-        key, _ = run_identity(TrainConfig(**_config(*cell[2:])), data)
-    return read_cached(path, key)
+    return cached_summary(_path(*cell), data, _config(*cell[2:]))
 
 
 def base_rate_loss(data) -> float:

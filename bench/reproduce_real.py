@@ -13,7 +13,6 @@ where it stopped; the table replaces what lies between the ``real-table`` marker
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import sys
@@ -27,8 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minidin.data import Dataset  # noqa: E402
 from minidin.data.prepare import prepare_amazon, prepare_movielens  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
-from bench._cache import cached_run, read_cached, replace_table, run_identity  # noqa: E402
-from minidin.train import TrainConfig  # noqa: E402
+from bench._cache import cached_run, cached_summary, replace_table  # noqa: E402
 
 DATASETS = {
     "beauty": lambda root, out: prepare_amazon(out, sequences=os.path.join(root, "amazon-s3rec-5core", "Beauty.txt"),
@@ -78,15 +76,7 @@ def _run_cell(data_dir, cache, ds_name, name, reg, lam, seed):
 def _cached(cell, data):
     """A cell's cached summary when its provenance key matches this config, data and RESULTS_VERSION (data
     None, for --no-run without the prepared data: trust the key recorded in the file)."""
-    path = _path(*cell)
-    if not os.path.exists(path):
-        return None
-    if data is None:
-        with open(path) as f:
-            key = json.load(f).get("provenance", {}).get("key", "")
-    else:
-        key, _ = run_identity(TrainConfig(**_config(*cell[2:])), data)
-    return read_cached(path, key)
+    return cached_summary(_path(*cell), data, _config(*cell[2:]))
 
 
 def _run_all(pool, data_dir, data, cells, run=True):
