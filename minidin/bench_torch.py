@@ -97,18 +97,17 @@ class TorchDIN(nn.Module):
     def dense_part(self, hist, cand, seg, training=True, momentum=0.1):
         """Everything after the (sparse) embedding lookups: what ``torch.compile`` compiles."""
         m = self.cfg
-        t = {"seg": seg}
-        q = cand[t["seg"]]
+        q = cand[seg]
         if self.split:  # [q, k, q−k, q⊙k]·W = q·(Wq+Wd) + [k, q⊙k]·[Wk−Wd; Wp]
             W, D = self._p("att.0.W"), cand.shape[1]
             Wq, Wk, Wd, Wp = W[:D], W[D:2 * D], W[2 * D:3 * D], W[3 * D:]
-            z0 = ((cand @ (Wq + Wd))[t["seg"]] + torch.cat([hist, q * hist], 1) @ torch.cat([Wk - Wd, Wp], 0)
+            z0 = ((cand @ (Wq + Wd))[seg] + torch.cat([hist, q * hist], 1) @ torch.cat([Wk - Wd, Wp], 0)
                   + self._p("att.0.b"))
             w = self._mlp("att", None, m.attention_units, m.attention_activation, training, momentum, z0=z0)
         else:
             att_in = torch.cat([q, hist, q - hist, q * hist], 1)
             w = self._mlp("att", att_in, m.attention_units, m.attention_activation, training, momentum)
-        interest = torch.zeros_like(cand).index_add_(0, t["seg"], w[:, None] * hist)
+        interest = torch.zeros_like(cand).index_add_(0, seg, w[:, None] * hist)
         x = torch.cat([interest, cand, interest * cand], 1)
         return self._mlp("mlp", x, m.hidden_units, m.activation, training, momentum)
 
@@ -152,7 +151,6 @@ def train_step_fn(model, lr, initial_accumulator_value, split=True, compile=Fals
     tensors; ``compile``: everything after the embedding lookups through ``torch.compile(dynamic=True)``
     (compiled on the first calls, outside the timing)."""
     tw = TorchDIN(model, split)
-    forward = tw.forward
     if compile:  # the dense part only: inductor does not take the sparse-gradient embedding lookups
         tw.dense_part = torch.compile(tw.dense_part, dynamic=True)
     opt_sparse = torch.optim.Adagrad([tw.goods.weight, tw.cates.weight], lr=lr,
@@ -163,13 +161,13 @@ def train_step_fn(model, lr, initial_accumulator_value, split=True, compile=Fals
     def step(t):
         opt_sparse.zero_grad(set_to_none=True)
         opt_dense.zero_grad(set_to_none=True)
-        loss = nn.functional.binary_cross_entropy_with_logits(forward(t, training=True), t["labels"])
+        loss = nn.functional.binary_cross_entropy_with_logits(tw(t, training=True), t["labels"])
         loss.backward()
         opt_sparse.step()
         opt_dense.step()
 
     def infer(t):
         with torch.inference_mode():
-            return torch.sigmoid(forward(t, training=False))
+            return torch.sigmoid(tw(t, training=False))
 
     return step, infer

@@ -27,7 +27,7 @@ import os
 import sys
 
 from . import __version__
-from .config import add_options, choices, default
+from .config import SYNTHETIC_TRAIN, add_options, choices, default
 from .io import write_json as _write_json
 
 class _Parser(argparse.ArgumentParser):
@@ -96,9 +96,9 @@ def _add_data_options(p, default="synthetic"):
     g = p.add_argument_group("data")
     g.add_argument("--data", default=default, metavar="synthetic|DIR",
                    help="'synthetic' (built-in generator with a known click model; train and tune use its "
-                        "protocol's settings there, minidin.data.SYNTHETIC_TRAIN: batch 256, lr 0.2, decay 0.7, no "
-                        "warmup, accumulator 0.1, reg none, patience 2, no goods bias) or a prepared dataset "
-                        "directory (meta.json + the .npz it names)" + (" (default: %(default)s)" if default else
+                        "protocol's settings there, minidin.data.SYNTHETIC_TRAIN: "
+                        + ", ".join(f"{k} {v}" for k, v in SYNTHETIC_TRAIN.items()).replace("%", "%%")
+                        + ") or a prepared dataset directory (meta.json + the .npz it names)" + (" (default: %(default)s)" if default else
                                                              " (default: the checkpoint's own data)"))
     g.add_argument("--synthetic-users", type=_positive_int, default=None, help="synthetic: number of users")
     g.add_argument("--synthetic-cates", type=_positive_int, default=None, help="synthetic: number of categories")
@@ -699,7 +699,6 @@ def _settle_defaults(parser, args, argv):
     on the synthetic data its protocol's settings (``SYNTHETIC_TRAIN``) replace the defaults, and ``train
     --config FILE`` puts the file's settings over those; an option given on the command line wins over both."""
     from .config import read_config_file
-    from .data import SYNTHETIC_TRAIN
 
     config = getattr(args, "config", None)
     if config and args.resume:

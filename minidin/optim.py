@@ -264,7 +264,8 @@ class SparseAdagrad(_Optimizer):
     initial_accumulator_value=0.1, eps=1e-10, clip_norm=None)``, then ``opt.step(grads)``.
     Accumulators live in ``opt.acc``, a ``Params`` laid out like the parameters (saved in checkpoints).
     An optimizer regularizes only when asked (``reg`` names it and MBA needs the counts); the training defaults
-    (``TrainConfig``: MBA at λ = 1) are `minidin train`'s, which passes them explicitly.
+    (``TrainConfig``: MBA at the data-scaled λ of ``config.reg_strength``) are `minidin train`'s, which passes
+    them explicitly.
     """
 
     def __init__(self, params, lr=0.05, reg="none", reg_lambda=0.0, counts=None,

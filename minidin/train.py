@@ -21,7 +21,7 @@ import numpy as np
 
 from . import metrics
 from .checkpoint import read_checkpoint, restore_model, save_checkpoint
-from .config import TrainConfig, reg_strength
+from .config import LAMBDA_SAMPLES_PER_ID, TrainConfig, reg_strength
 from .io import MARKER, check_output_dir, write_marker
 from .model import from_config
 from .optim import SGD, NonFiniteGradient, SparseAdagrad
@@ -191,10 +191,11 @@ def _train(dataset, cfg, out, log, progress, arrays, saved, test=True):
 
     data0 = epoch_data(start)
     counts = data0.feature_counts("train", window) if cfg.reg == "mba" else None
-    lam = reg_strength(cfg, len(data0.splits["train"]), dataset.n_goods)
+    n_train = len(data0.splits["train"])
+    lam = reg_strength(cfg, n_train, dataset.n_goods)
     if cfg.reg != "none" and cfg.reg_lambda is None:
-        log(f"reg {cfg.reg}: lambda {lam:.4g} (the default: {len(data0.splits['train'])} training samples / "
-            f"(20 x {dataset.n_goods} goods ids))")
+        log(f"reg {cfg.reg}: lambda {lam:.4g} (the default: {n_train} training samples / "
+            f"({LAMBDA_SAMPLES_PER_ID} x {dataset.n_goods} goods ids))")
     if saved is not None:
         model = restore_model(arrays, saved)
         opt = build_optimizer(cfg, model, counts, lam)

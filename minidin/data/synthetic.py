@@ -105,15 +105,6 @@ class SyntheticTruth:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-# The training settings this protocol recommends, which `minidin train` / `minidin tune` use on the synthetic data
-# in place of the defaults (an option given on the command line or in --config still wins). The defaults are
-# chosen for real logs (docs/training.md); this data set is small and dense (50,000 training samples over
-# 500 goods, each good a candidate ~100 times per epoch), and at the defaults' batch 32 it overfits from the
-# third epoch (test GAUC 0.870, against 0.875 with these: docs/training.md, "Defaults").
-SYNTHETIC_TRAIN = {"batch_size": 256, "lr": 0.2, "lr_decay": 0.7, "lr_warmup": 0, "adagrad_init": 0.1,
-                   "reg": "none", "patience": 2, "goods_bias": False}
-
-
 def _pick_interest(rng, cum_weights, rows):
     """Index of the interest drawn for each row, by inverse CDF over the row's cumulative weights."""
     r = rng.random(rows.shape[0])
