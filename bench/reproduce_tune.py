@@ -36,12 +36,11 @@ BASE = dict(use_fields="none")
 
 def _seed_runs(args, ds_name, run):
     """The chosen settings of ``ds_name``'s search trained with seeds 0..args.seeds-1 (cached; with run=False
-    only what is already cached). The cache key is checked against the data only when it is present."""
+    only what is already cached, without loading the data)."""
     keep = os.path.join(args.cache, ds_name)
     with open(os.path.join(keep, "best.json")) as f:
         cfg = dict(json.load(f)["train_config"], threads=1)
-    ddir = os.path.join(args.data_dir, ds_name)
-    data = Dataset.load(ddir) if os.path.exists(os.path.join(ddir, "meta.json")) else None
+    data = Dataset.load(os.path.join(args.data_dir, ds_name)) if run else None
     out = []
     for s in range(args.seeds):
         path = os.path.join(keep, f"chosen-seed{s}.json")
