@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 import minidin
 from minidin.gradcheck import check_array, check_model, prelu_inputs
-from minidin.layers.fused import SPLIT_MIN_ROWS
+import numba
+
+from minidin.layers.fused import LARGE_BATCH, SPLIT_MIN_ROWS
 from minidin import reference as ref
 from tests.helpers import dense, offsets_from_lengths, tiny_model
 from tests.strategies import batches
@@ -414,6 +416,33 @@ def test_fused_inference_matches_the_per_layer_kernels(kind, act, opt, dtype):
         p = model.predict(b)
         assert p.dtype == dtype
         np.testing.assert_allclose(p, model.predict(b, fused=False), **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_inference_large_batches_any_thread_count(dtype):
+    """From LARGE_BATCH samples on the fused kernel cuts larger chunks: still the per-layer result, and
+    bitwise the same with 1 thread and with all of them (chunks depend on the batch alone)."""
+    rng = np.random.default_rng(13)
+    model = make_model("din", "dice", False, n_goods=30, n_cates=4, dtype=dtype)
+    spread_params(model, rng, scale=0.4)
+    B = LARGE_BATCH + 37  # an uneven last chunk
+    lens = rng.integers(0, 7, B)
+    batch = minidin.Batch.from_lists(hist_goods=[list(rng.integers(0, 30, t)) for t in lens],
+                                     hist_cates=[list(rng.integers(0, 4, t)) for t in lens],
+                                     cand_goods=list(rng.integers(0, 30, B)), cand_cates=list(rng.integers(0, 4, B)),
+                                     labels=list(rng.integers(0, 2, B)))
+    model.loss_and_grad(batch)  # Dice running averages away from (0, 1)
+    tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+    n_max = numba.config.NUMBA_NUM_THREADS
+    out = []
+    for n in (1, n_max):
+        numba.set_num_threads(n)
+        try:
+            out.append(model.logits(batch))
+        finally:
+            numba.set_num_threads(n_max)
+    np.testing.assert_allclose(out[0], model.logits(batch, fused=False), **tol)
+    assert np.array_equal(out[0], out[1])
 
 
 @pytest.mark.parametrize("kind,act,opt", CONFIGS)
