@@ -46,6 +46,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from . import compile_helper
 from .batch import Bag, Batch
 from .layers import (
     embedding_bag_backward,
@@ -438,6 +439,7 @@ class DeepInterestModel:
         batch, dt = cache.batch, self.dtype
         if batch.labels is None:
             raise ValueError("labels: backward needs a batch with labels")
+        compile_helper.adopt(dt)  # the helper's compiled kernels, if one was started (loaded, not compiled)
         G = Grads(self.params, tables={})  # fresh: returned to the caller; every table's gradient set below
         B = batch.size
         dlogits = self._buf("dlogits", (B,), zero=True)
@@ -566,6 +568,7 @@ class DeepInterestModel:
         gradients are ``SparseGrad``; every other gradient is a dense array.
         """
         self._check_batch(batch, need_labels=True)
+        compile_helper.start(self)  # on a cold Numba cache: the backward kernels compile in a second process
         cache = self._forward(batch, training=True, update_stats=update_stats)
         loss = float(bce_forward(cache.logits, batch.labels.astype(self.dtype)))
         return loss, self.backward(cache)
