@@ -75,17 +75,19 @@ def start(model) -> None:
             or not hasattr(getattr(dense_backward, "_cache", None), "_cache_file")  # no on-disk cache
             or _cached_for(dense_backward, model.dtype)):
         return
-    folder = tempfile.mkdtemp(prefix="minidin-compile-")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the folder minidin is imported from
-    env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(folder, "cache"), **{ENV: "0"})
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    try:
+    folder = None
+    try:  # no temporary folder or no new process (a sandbox, no disk space): compile here, as without a helper
+        folder = tempfile.mkdtemp(prefix="minidin-compile-")
+        env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(folder, "cache"), **{ENV: "0"})
+        env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p])
         with open(os.path.join(folder, "log.txt"), "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "minidin.compile_helper", folder, name,
                                      json.dumps(model.config())], env=env, stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT)
     except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         return
     _pending[name] = (proc, folder)
 

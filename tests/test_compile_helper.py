@@ -100,3 +100,18 @@ def test_helper_is_off_when_asked(monkeypatch):
     monkeypatch.setattr(compile_helper, "_pending", {})
     compile_helper.start(minidin.DIN(n_goods=5, n_cates=2, dtype=np.float32))
     assert compile_helper._pending == {}
+
+
+def test_no_helper_when_it_cannot_start(monkeypatch):
+    """A cold cache but no temporary folder (a sandbox, a full disk): no helper, no error."""
+    def refuse(*a, **k):
+        raise OSError("no space left on device")
+
+    monkeypatch.setenv(compile_helper.ENV, "1")
+    monkeypatch.setattr(compile_helper, "_tried", set())
+    monkeypatch.setattr(compile_helper, "_pending", {})
+    monkeypatch.setattr(compile_helper, "_cpus", lambda: 2)
+    monkeypatch.setattr(compile_helper, "_cached_for", lambda kernel, dtype: False)
+    monkeypatch.setattr(compile_helper.tempfile, "mkdtemp", refuse)
+    compile_helper.start(minidin.DIN(n_goods=5, n_cates=2, dtype=np.float32))
+    assert compile_helper._pending == {}
