@@ -68,6 +68,33 @@ def _rate(fn, batches, repeats, sizes=None):
     return sum(sizes or [b.size for b in batches]) / float(np.median(times))
 
 
+def _paired_rates(timed, repeats):
+    """Several functions timed in alternating passes over their batches, for side-by-side ratios on a shared
+    machine whose speed drifts: each round runs one pass of every function, in turn (the order reversed every
+    other round), so all of them meet the same phases of the machine.
+
+    timed: {name: (fn, batches, samples in one pass)}
+    Returns ({name: samples/s at the median pass}, {name: [seconds of each round's pass]}).
+    """
+    for fn, batches, _ in timed.values():
+        fn(batches[0])  # warm-up (compile)
+    times = {name: [] for name in timed}
+    for r in range(repeats):
+        for name in (list(timed) if r % 2 == 0 else list(timed)[::-1]):
+            fn, batches, _ = timed[name]
+            t = time.perf_counter()
+            for b in batches:
+                fn(b)
+            times[name].append(time.perf_counter() - t)
+    return {name: timed[name][2] / float(np.median(times[name])) for name in timed}, times
+
+
+def _paired_ratio(times, fast, slow):
+    """How many times faster ``fast`` ran than ``slow`` over the same samples: the median over rounds of the
+    ratio of their pass times in the same round (``_paired_rates``)."""
+    return float(np.median(np.asarray(times[slow]) / np.asarray(times[fast])))
+
+
 
 
 def dense_macs_per_sample(cfg, mean_history):
@@ -190,7 +217,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
     through ``torch.compile(dynamic=True)``; every twin's loss and gradients are checked against minidin first.
     Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct, peak_gflops[, torch_train_sps,
     torch_infer_sps, train_ratio, infer_ratio, torch_full_train_sps, torch_full_infer_sps, train_ratio_full,
-    infer_ratio_full[, torch_compile_*]]}], "peak": measure_peak's, "schema_rows": [{batch, threads, train_sps,
+    infer_ratio_full[, torch_compile_*], infer_ratio_best, infer_best_twin]}], "peak": measure_peak's, "schema_rows": [{batch, threads, train_sps,
     infer_sps, train_vs_default,
     infer_vs_default}] (``schema``: the model with SCHEMA's fields, at the most threads, on random histories),
     "latency_us", "torch_latency_us", "agreement", ...}. Before any timing the
@@ -235,19 +262,25 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
                            else dataset_batches(dataset, B, n, rng))
                 row_lengths = [int(t) for b in batches for t in np.diff(b.hist_offsets)]
                 lengths.extend(row_lengths)
-                row = {"batch": B, "threads": t, "train_sps": _rate(train_step, batches, repeats),
-                       "infer_sps": _rate(model.predict, batches, repeats),
+                n_pass = sum(b.size for b in batches)
+                timed = {"train": (train_step, batches, n_pass), "infer": (model.predict, batches, n_pass)}
+                if bt is not None:  # every twin's passes alternate with minidin's (_paired_rates)
+                    tb = [bt.tensors(b) for b in batches]
+                    for key, (step, infer) in twins.items():
+                        timed[f"{key}_train"], timed[f"{key}_infer"] = (step, tb, n_pass), (infer, tb, n_pass)
+                rates, times = _paired_rates(timed, repeats)
+                row = {"batch": B, "threads": t, "train_sps": rates["train"], "infer_sps": rates["infer"],
                        "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(row_lengths)))}
                 row["peak_gflops"] = peak[t]["peak"]
                 row["ceiling_pct"] = 100.0 * row["train_sps"] * row["flop_per_sample"] / (peak[t]["peak"] * 1e9)
-                if bt is not None:
-                    tb = [bt.tensors(b) for b in batches]
-                    for key, (step, infer) in twins.items():
-                        suffix = key[len("torch"):]
-                        row[f"{key}_train_sps"] = _rate(step, tb, repeats, sizes=[b.size for b in batches])
-                        row[f"{key}_infer_sps"] = _rate(infer, tb, repeats, sizes=[b.size for b in batches])
-                        row[f"train_ratio{suffix}"] = row["train_sps"] / row[f"{key}_train_sps"]
-                        row[f"infer_ratio{suffix}"] = row["infer_sps"] / row[f"{key}_infer_sps"]
+                for key in twins:
+                    suffix = key[len("torch"):]
+                    row[f"{key}_train_sps"], row[f"{key}_infer_sps"] = rates[f"{key}_train"], rates[f"{key}_infer"]
+                    row[f"train_ratio{suffix}"] = _paired_ratio(times, "train", f"{key}_train")
+                    row[f"infer_ratio{suffix}"] = _paired_ratio(times, "infer", f"{key}_infer")
+                if twins:  # against whichever torch row was fastest at inference here
+                    best = min(twins, key=lambda k: row[f"infer_ratio{k[len('torch'):]}"])
+                    row["infer_ratio_best"], row["infer_best_twin"] = row[f"infer_ratio{best[len('torch'):]}"], best
                 rows.append(row)
         numba.set_num_threads(max(threads))
         schema_rows = _schema_rows(rows, batch_sizes, max(threads), samples, repeats, seed, n_goods, n_cates, lr) \
@@ -345,6 +378,9 @@ def format_table(res):
             if compiled:
                 line += f" | {r['torch_compile_train_sps']:>16,.0f} {r['train_ratio_compile']:>7.2f}×"
         lines.append(line)
+    if torch:
+        lines.append("inference × the fastest torch row at each size: " + ", ".join(
+            f"{r['batch']}/{r['threads']}t {r['infer_ratio_best']:.2f}× ({r['infer_best_twin']})" for r in res["rows"]))
     lat = f"one-sample latency (history 9, {res['threads_max']} threads): minidin {res['latency_us']:.0f} µs"
     if torch:
         lat += f", torch {res['torch_latency_us']:.0f} µs"
@@ -375,7 +411,8 @@ def format_table(res):
                      f"{a['split']['loss']:.1e}, worst gradient {a['split']['grads']:.1e}; full-input twin ([q, k, "
                      f"q−k, q⊙k] per behaviour) {a['full']['loss']:.1e}, {a['full']['grads']:.1e} (checked before "
                      "timing); Dice in both MLPs, sparse embeddings, Adagrad lr 0.01 both sides, no clipping; "
-                     "latency and infer × against the split twin")
+                     "latency and infer × against the split twin; each × is the median over rounds of the ratio "
+                     "of pass times within a round, minidin's and every twin's passes alternating")
     elif res.get("torch_requested", True):
         lines.append("torch: not installed, no side-by-side column (pip install 'minidin[compare]', CPU wheel: "
                      "see docs/benchmarks.md)")

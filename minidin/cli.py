@@ -557,7 +557,9 @@ def _add_commands(sub):
     bn.add_argument("--batch-sizes", type=_units, default=(32, 256, 1024), metavar="B1,B2,...")
     bn.add_argument("--threads", type=_units, default=(1, 2), metavar="T1,T2,...")
     bn.add_argument("--samples", type=_positive_int, default=8192, help="samples per timed pass")
-    bn.add_argument("--repeats", type=_positive_int, default=3, help="timed passes (the median is reported)")
+    bn.add_argument("--repeats", type=_positive_int, default=3,
+                    help="timed rounds; each runs one pass of minidin and of every torch twin in turn, and "
+                         "rates and ratios are medians over rounds")
     bn.add_argument("--data", metavar="DIR", default=None,
                     help="draw batches from a prepared dataset's train split (real histories) instead of lognormal "
                          "ones, e.g. Amazon Beauty from 'minidin prepare amazon'")

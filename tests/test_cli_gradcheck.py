@@ -82,3 +82,26 @@ def test_torch_twins_equal_minidin_split_and_full_input():
     for split in (True, False):
         a = bt.agreement(m, batch, split=split)
         assert a["loss"] < 1e-5 and a["grads"] < 1e-4, (split, a)
+
+
+def test_paired_rates_alternate_and_ratio_within_rounds(monkeypatch):
+    """minidin bench times every library in alternating passes and takes each ratio within a round, so a
+    machine that slows down between rounds moves both sides alike (a fake clock stands in for time)."""
+    from minidin import bench
+
+    clock, calls = [0.0], []
+    slowdown = {0: 1.0, 1: 5.0, 2: 2.0}  # the machine's speed changes from round to round
+
+    def fake(name, cost):
+        def fn(batch):
+            calls.append(name)
+            clock[0] += cost * slowdown[max(0, (len(calls) - 3) // 4)] * batch  # 4 calls a round, after 2
+        return fn
+
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    timed = {"a": (fake("a", 1.0), [1, 1], 2), "b": (fake("b", 3.0), [1, 1], 2)}
+    rates, times = bench._paired_rates(timed, 3)
+    assert calls[:2] == ["a", "b"]  # the warm-up, one batch each
+    assert calls[2:] == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]  # the order flips each round
+    assert bench._paired_ratio(times, "a", "b") == pytest.approx(3.0)  # whatever each round's speed
+    assert rates["a"] == pytest.approx(2 / 4.0) and rates["b"] == pytest.approx(2 / 12.0)  # the median passes
