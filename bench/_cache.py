@@ -116,6 +116,17 @@ def cached_run(path, data, config: dict, label: str):
     return summary
 
 
+def run_cells(fn, prefix, cells, pool=None):
+    """``fn(*prefix, *cell)`` for every cell: in the pool's worker processes when one is given (all submitted,
+    then waited for, so a failed run raises here), else one after the other in this process."""
+    if pool is None:
+        for c in cells:
+            fn(*prefix, *c)
+    else:
+        for f in [pool.submit(fn, *prefix, *c) for c in cells]:
+            f.result()
+
+
 def replace_table(path, name, text):
     """Put ``text`` between the ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` markers of ``path`` (written to a
     temporary file, then renamed); without the markers, say so and leave the file alone."""

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from minidin.data import Dataset  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
-from bench._cache import cached_run, cached_summary, replace_table  # noqa: E402
+from bench._cache import cached_run, cached_summary, replace_table, run_cells  # noqa: E402
 from bench.reproduce_real import DATASETS, ROWS  # noqa: E402
 
 # the best row of the real-data table (bench/reproduce_real.py, 5 seeds, λ tuned on validation) per model
@@ -97,11 +97,9 @@ def main():
         todo = [c for c in cells if _cached(c, datas[c[1]]) is None]
         if args.jobs > 1:
             with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                for f in [pool.submit(_run_cell, args.data_dir, *c) for c in todo]:
-                    f.result()
+                run_cells(_run_cell, (args.data_dir,), todo, pool)
         else:
-            for c in todo:
-                _run_cell(args.data_dir, *c)
+            run_cells(_run_cell, (args.data_dir,), todo)
     lines = ["| data | fields | model | λ | seeds | test GAUC | best tuned row (two fields) | gap | RelaImpr vs BaseModel | "
              "worst epoch loss / base rate | best epochs | min/run |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minidin.data import Dataset  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
 from minidin.train import TrainConfig  # noqa: E402
-from bench._cache import cached_run, read_cached, replace_table, run_identity  # noqa: E402
+from bench._cache import cached_run, read_cached, replace_table, run_cells, run_identity  # noqa: E402
 from bench.reproduce_real import DATASETS, ROWS, TRAIN  # noqa: E402
 
 SETS = ("ml-latest-small", "beauty")
@@ -67,14 +67,8 @@ def _cached(cell, data):
 
 
 def _run_all(pool, data_dir, data, cells, run):
-    todo = [c for c in cells if _cached(c, data) is None]
     if run:
-        if pool is None:
-            for c in todo:
-                _run(data_dir, *c)
-        else:
-            for f in [pool.submit(_run, data_dir, *c) for c in todo]:
-                f.result()
+        run_cells(_run, (data_dir,), [c for c in cells if _cached(c, data) is None], pool)
     return {c: s for c in cells if (s := _cached(c, data)) is not None}
 
 

@@ -32,7 +32,7 @@ from minidin.checkpoint import load  # noqa: E402
 from minidin.data import Dataset  # noqa: E402
 from minidin.ranking import evaluate_ranking, popularity, read_candidates_file  # noqa: E402
 from minidin.train import TrainConfig, train  # noqa: E402
-from bench._cache import COMMIT, RESULTS_VERSION, read_cached, replace_table, run_identity  # noqa: E402
+from bench._cache import COMMIT, RESULTS_VERSION, read_cached, replace_table, run_cells, run_identity  # noqa: E402
 from bench.reproduce_real import DATASETS, ROWS, TRAIN  # noqa: E402
 
 SETS = {"beauty": "Beauty_sample.txt", "sports": "Sports_and_Outdoors_sample.txt"}
@@ -169,13 +169,7 @@ def main():
             todo = [c for c in cells if cell(*c) is None]
             if args.no_run or not todo:
                 return
-            if pool is None:
-                for c in todo:
-                    _run(args.data_dir, args.data_root, args.cache, args.runs, ds_name, *c)
-            else:
-                for f in [pool.submit(_run, args.data_dir, args.data_root, args.cache, args.runs, ds_name, *c)
-                          for c in todo]:
-                    f.result()
+            run_cells(_run, (args.data_dir, args.data_root, args.cache, args.runs, ds_name), todo, pool)
 
         run_all([(n, neg, 0) for n in MODELS for neg in NEGATIVES])
         chosen = {}

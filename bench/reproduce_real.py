@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minidin.data import Dataset  # noqa: E402
 from minidin.data.prepare import prepare_amazon, prepare_movielens  # noqa: E402
 from minidin.metrics import rela_impr  # noqa: E402
-from bench._cache import cached_run, cached_summary, replace_table  # noqa: E402
+from bench._cache import cached_run, cached_summary, replace_table, run_cells  # noqa: E402
 
 DATASETS = {
     "beauty": lambda root, out: prepare_amazon(out, sequences=os.path.join(root, "amazon-s3rec-5core", "Beauty.txt"),
@@ -82,13 +82,8 @@ def _cached(cell, data):
 def _run_all(pool, data_dir, data, cells, run=True):
     """Run the cells without a valid cached result (in parallel with a pool), then return every valid cached
     cell's summary (with run=False, only what is already on disk)."""
-    todo = [c for c in cells if _cached(c, data) is None]
-    if run and pool is None:
-        for c in todo:
-            _run_cell(data_dir, *c)
-    elif run:
-        for f in [pool.submit(_run_cell, data_dir, *c) for c in todo]:
-            f.result()
+    if run:
+        run_cells(_run_cell, (data_dir,), [c for c in cells if _cached(c, data) is None], pool)
     out = {}
     for c in cells:
         summary = _cached(c, data)
