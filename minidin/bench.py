@@ -58,14 +58,8 @@ def make_batches(rng, batch_size, n_batches, n_goods, n_cates, fields=()):
 
 
 def _rate(fn, batches, repeats, sizes=None):
-    fn(batches[0])  # warm-up (compile)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for b in batches:
-            fn(b)
-        times.append(time.perf_counter() - t)
-    return sum(sizes or [b.size for b in batches]) / float(np.median(times))
+    """Samples/s of ``fn`` over ``batches`` at its median pass (``_paired_rates`` of one function)."""
+    return _paired_rates({"fn": (fn, batches, sum(sizes or [b.size for b in batches]))}, repeats)[0]["fn"]
 
 
 def _paired_rates(timed, repeats):
@@ -93,8 +87,6 @@ def _paired_ratio(times, fast, slow):
     """How many times faster ``fast`` ran than ``slow`` over the same samples: the median over rounds of the
     ratio of their pass times in the same round (``_paired_rates``)."""
     return float(np.median(np.asarray(times[slow]) / np.asarray(times[fast])))
-
-
 
 
 def dense_macs_per_sample(cfg, mean_history):
@@ -217,9 +209,9 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
     through ``torch.compile(dynamic=True)``; every twin's loss and gradients are checked against minidin first.
     Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct, peak_gflops[, torch_train_sps,
     torch_infer_sps, train_ratio, infer_ratio, torch_full_train_sps, torch_full_infer_sps, train_ratio_full,
-    infer_ratio_full[, torch_compile_*], infer_ratio_best, infer_best_twin]}], "peak": measure_peak's, "schema_rows": [{batch, threads, train_sps,
-    infer_sps, train_vs_default,
-    infer_vs_default}] (``schema``: the model with SCHEMA's fields, at the most threads, on random histories),
+    infer_ratio_full[, torch_compile_*], infer_ratio_best, infer_best_twin]}], "peak": measure_peak's,
+    "schema_rows": [{batch, threads, train_sps, infer_sps, train_vs_default, infer_vs_default}] (``schema``: the
+    model with SCHEMA's fields, at the most threads, on random histories),
     "latency_us", "torch_latency_us", "agreement", ...}. Before any timing the
     torch twin gets minidin's weights and its loss and gradients must agree (else ValueError).
     """
@@ -273,14 +265,15 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
                        "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(row_lengths)))}
                 row["peak_gflops"] = peak[t]["peak"]
                 row["ceiling_pct"] = 100.0 * row["train_sps"] * row["flop_per_sample"] / (peak[t]["peak"] * 1e9)
+                infer_ratios = {}
                 for key in twins:
                     suffix = key[len("torch"):]
                     row[f"{key}_train_sps"], row[f"{key}_infer_sps"] = rates[f"{key}_train"], rates[f"{key}_infer"]
                     row[f"train_ratio{suffix}"] = _paired_ratio(times, "train", f"{key}_train")
-                    row[f"infer_ratio{suffix}"] = _paired_ratio(times, "infer", f"{key}_infer")
+                    row[f"infer_ratio{suffix}"] = infer_ratios[key] = _paired_ratio(times, "infer", f"{key}_infer")
                 if twins:  # against whichever torch row was fastest at inference here
-                    best = min(twins, key=lambda k: row[f"infer_ratio{k[len('torch'):]}"])
-                    row["infer_ratio_best"], row["infer_best_twin"] = row[f"infer_ratio{best[len('torch'):]}"], best
+                    row["infer_best_twin"] = min(infer_ratios, key=infer_ratios.get)
+                    row["infer_ratio_best"] = infer_ratios[row["infer_best_twin"]]
                 rows.append(row)
         numba.set_num_threads(max(threads))
         schema_rows = _schema_rows(rows, batch_sizes, max(threads), samples, repeats, seed, n_goods, n_cates, lr) \
