@@ -305,16 +305,17 @@ def din_infer_forward(out, batch, params, arch, probabilities, scratch, threads)
 
 
 @njit(cache=True)
-def _infer_chunk(c, g, S, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch, slot, A, H):
-    """Samples [c·S, (c+1)·S) of ``din_infer_forward``, in slot g (S: ``samples_per_chunk``)."""
+def _infer_chunk(c, g, per_chunk, out, batch, params, arch, probabilities, split, Wqd, W2, dice, scratch, slot, A,
+                 H):
+    """Samples [c·per_chunk, (c+1)·per_chunk) of ``din_infer_forward`` (``samples_per_chunk``), in slot g."""
     hist_offsets, cand_goods = batch.hist_offsets, batch.cand_goods
     goods_table, cate_table = params.goods_table, params.cate_table
     B = cand_goods.shape[0]
     Dg = goods_table.shape[1]
     D = Dg + cate_table.shape[1]
-    b_lo = c * S
-    b_hi = min(B, b_lo + S)
-    S = b_hi - b_lo
+    b_lo = c * per_chunk
+    b_hi = min(B, b_lo + per_chunk)
+    S = b_hi - b_lo  # this chunk's samples (the last chunk may have fewer)
     r_lo, r_hi = hist_offsets[b_lo], hist_offsets[b_hi]
     R = r_hi - r_lo
     # this chunk's intermediates, carved from slot g (row 0 = the chunk's first row; each 64-byte aligned)
