@@ -178,13 +178,9 @@ def _compile(folder, dtype, config_json) -> None:
     from .checkpoint import model_from_config
     from .optim import SparseAdagrad
 
-    cfg = json.loads(config_json)
-    cfg["dtype"] = dtype
-    rng = np.random.default_rng(0)
     # the kernels' signatures depend on the config and dtype, not on the sizes: a small model and batch
-    cfg_small = {**cfg, "n_goods": 7, "n_cates": 3} if "n_goods" in cfg else cfg
-    model = model_from_config(cfg_small)
-    batch = make_batches(rng, 3, 1, model.n_goods, model.n_cates, fields=model.cfg.fields)[0]
+    model = model_from_config({**json.loads(config_json), "dtype": dtype, "n_goods": 7, "n_cates": 3})
+    batch = make_batches(np.random.default_rng(0), 3, 1, model.n_goods, model.n_cates, fields=model.cfg.fields)[0]
     for name, obj in list(vars(model_module).items()):  # no forward kernel is compiled here
         if isinstance(obj, Dispatcher) and name.endswith("_forward"):
             setattr(model_module, name, _zero_arrays)
