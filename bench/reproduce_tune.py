@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 
 from minidin.data import Dataset  # noqa: E402
+from minidin.io import write_json  # noqa: E402
 from minidin.train import TrainConfig  # noqa: E402
 from minidin.tune import _describe, settings, tune  # noqa: E402
 from bench._cache import COMMIT, cached_run, replace_table  # noqa: E402
@@ -89,9 +90,7 @@ def main():
                               "command": f"minidin tune --data DIR --trials {args.trials} --seed 0 "
                                          f"--jobs {args.jobs} --use-fields none",
                               "wall_seconds_this_invocation": time.time() - t}
-        with open(os.path.join(keep, "best.json.tmp"), "w") as f:
-            json.dump(best, f, indent=1)
-        os.replace(os.path.join(keep, "best.json.tmp"), os.path.join(keep, "best.json"))
+        write_json(kept, best)
         shutil.copyfile(os.path.join(out, "trials.csv"), os.path.join(keep, "trials.csv"))
     for ds_name in sets if not args.no_run else []:
         _seed_runs(args, ds_name, run=True)
