@@ -14,7 +14,6 @@ runs in this one process, side by side, so the curves compare within one run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,21 +24,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numba  # noqa: E402
 
-from minidin import DIN, Batch, SparseAdagrad  # noqa: E402
-from minidin.bench import lognormal_lengths  # noqa: E402
+from minidin import DIN, SparseAdagrad  # noqa: E402
+from minidin.bench import make_batches  # noqa: E402
+from minidin.io import write_json  # noqa: E402
 from bench._cache import COMMIT  # noqa: E402
 
 N_CATES = 200
 
 
 def batches(rng, n, B, V, mean):
-    out = []
-    for _ in range(n):
-        lens = lognormal_lengths(rng, B, mean=mean, cap=max(100, int(5 * mean)))
-        N = int(lens.sum())
-        out.append(Batch(rng.integers(0, V, N), rng.integers(0, N_CATES, N), np.r_[0, np.cumsum(lens)],
-                         rng.integers(0, V, B), rng.integers(0, N_CATES, B), rng.integers(0, 2, B)))
-    return out
+    return make_batches(rng, B, n, V, N_CATES, mean=mean, cap=max(100, int(5 * mean)))
 
 
 def step_seconds(model, opt, data, seconds):
@@ -106,9 +100,7 @@ def main():
         print(f"mean history {L:>5g} (measured {mean:6.1f}): {1e6 * sec / args.batch:8.1f} µs per sample",
               flush=True)
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(res, f, indent=1)
-        os.replace(args.json + ".tmp", args.json)
+        write_json(args.json, res)
     if args.png:
         import matplotlib
 

@@ -43,11 +43,12 @@ def _random_bag(rng, f, rows):
     return Bag(rng.integers(0, f.vocab, int(lengths.sum())), np.r_[0, np.cumsum(lengths)].astype(np.int64))
 
 
-def make_batches(rng, batch_size, n_batches, n_goods, n_cates, fields=()):
-    """Random batches with lognormal histories; ``fields``: the schema fields every batch carries."""
+def make_batches(rng, batch_size, n_batches, n_goods, n_cates, fields=(), mean=9.0, cap=100):
+    """Random batches with lognormal histories (``lognormal_lengths``: ``mean`` behaviours on average, at most
+    ``cap``); ``fields``: the schema fields every batch carries."""
     out = []
     for _ in range(n_batches):
-        lens = lognormal_lengths(rng, batch_size)
+        lens = lognormal_lengths(rng, batch_size, mean=mean, cap=cap)
         N = int(lens.sum())
         items = {f.name: (_random_bag(rng, f, N), _random_bag(rng, f, batch_size)) for f in fields if f.kind == "item"}
         samples = {f.name: _random_bag(rng, f, batch_size) for f in fields if f.kind != "item"}
