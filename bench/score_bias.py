@@ -29,8 +29,8 @@ def run(data, bias, epochs, seed, model="din"):
         return m
 
     with mock.patch.object(T, "build_model", build_with_bias):
-        summary, _ = T.train(data, T.TrainConfig(**dict(SYNTHETIC_TRAIN, model=model, epochs=epochs, patience=epochs, seed=seed)),
-                             log=lambda *a: None, progress=None)
+        cfg = T.TrainConfig(**dict(SYNTHETIC_TRAIN, model=model, epochs=epochs, patience=epochs, seed=seed))
+        summary, _ = T.train(data, cfg, log=lambda *a: None, progress=None)
     return [h["valid"]["gauc"] for h in summary["history"]]
 
 
