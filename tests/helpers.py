@@ -1,4 +1,5 @@
-"""Small helpers the tests share: CSR offsets, dense gradients, tiny models."""
+"""Small helpers the tests share: CSR offsets, dense gradients, tiny models, thread counts."""
+import numba
 import numpy as np
 
 import minidin
@@ -22,3 +23,16 @@ def tiny_model(model="din", n_goods=8, n_cates=4, goods_dim=3, cate_dim=2, atten
                            attention_units=attention_units, hidden_units=hidden_units, dtype=dtype, **kw)
     return minidin.BaseModel(n_goods=n_goods, n_cates=n_cates, goods_dim=goods_dim, cate_dim=cate_dim,
                              hidden_units=hidden_units, dtype=dtype, **kw)
+
+
+def at_one_and_all_threads(fn):
+    """[fn() with one Numba thread, fn() with all of them]: results that must not depend on the thread count."""
+    n_max = numba.config.NUMBA_NUM_THREADS
+    out = []
+    for n in (1, n_max):
+        numba.set_num_threads(n)
+        try:
+            out.append(fn())
+        finally:
+            numba.set_num_threads(n_max)
+    return out

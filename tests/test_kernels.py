@@ -1,5 +1,4 @@
 """Every kernel: forward vs NumPy, finite-difference VJP in float64, accumulation, serial == parallel."""
-import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,6 +6,7 @@ from hypothesis import strategies as st
 
 import minidin.layers as L
 from minidin.gradcheck import assert_grad_close, check_array
+from tests.helpers import at_one_and_all_threads
 from tests.kernel_cases import (ALL, attention_input_case, attention_softmax_case, attention_split_case, dice_case,
                                 embedding_bag_case, pooling_case)
 
@@ -199,14 +199,7 @@ def test_deterministic_for_any_thread_count(kernel):
     rng = np.random.default_rng(6)
     case = ALL[kernel](rng, np.float64, **({"M": 3000} if kernel in ("prelu", "dice_train", "dice_infer") else {}))
     dout = rng.standard_normal(case.forward().shape)
-    results = []
-    n_max = numba.config.NUMBA_NUM_THREADS
-    for n in (1, n_max):
-        numba.set_num_threads(n)
-        try:
-            results.append((case.forward(), case.backward(dout)))
-        finally:
-            numba.set_num_threads(n_max)
+    results = at_one_and_all_threads(lambda: (case.forward(), case.backward(dout)))
     assert np.array_equal(results[0][0], results[1][0])
     for n in case.wrt:
         assert np.array_equal(results[0][1][n], results[1][1][n]), n

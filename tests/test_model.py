@@ -8,11 +8,9 @@ from hypothesis import strategies as st
 
 import minidin
 from minidin.gradcheck import check_array, check_model, prelu_inputs
-import numba
-
 from minidin.layers.fused import LARGE_BATCH, SPLIT_MIN_ROWS
 from minidin import reference as ref
-from tests.helpers import dense, offsets_from_lengths, tiny_model
+from tests.helpers import at_one_and_all_threads, dense, offsets_from_lengths, tiny_model
 from tests.strategies import batches
 
 ACTS = ["dice", "prelu", "sigmoid"]
@@ -433,14 +431,7 @@ def test_fused_inference_large_batches_any_thread_count(dtype):
                                      labels=list(rng.integers(0, 2, B)))
     model.loss_and_grad(batch)  # Dice running averages away from (0, 1)
     tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
-    n_max = numba.config.NUMBA_NUM_THREADS
-    out = []
-    for n in (1, n_max):
-        numba.set_num_threads(n)
-        try:
-            out.append(model.logits(batch))
-        finally:
-            numba.set_num_threads(n_max)
+    out = at_one_and_all_threads(lambda: model.logits(batch))
     np.testing.assert_allclose(out[0], model.logits(batch, fused=False), **tol)
     assert np.array_equal(out[0], out[1])
 
