@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import minidin
 from minidin.gradcheck import check_array, check_model, prelu_inputs
-from minidin.layers.fused import LARGE_BATCH, SPLIT_MIN_ROWS
+from minidin.layers.fused import FOLD, LARGE_BATCH, SPLIT_MIN_ROWS
 from minidin import reference as ref
 from tests.helpers import at_one_and_all_threads, dense, offsets_from_lengths, tiny_model
 from tests.strategies import batches
@@ -414,6 +414,29 @@ def test_fused_inference_matches_the_per_layer_kernels(kind, act, opt, dtype):
         p = model.predict(b)
         assert p.dtype == dtype
         np.testing.assert_allclose(p, model.predict(b, fused=False), **tol)
+
+
+@pytest.mark.parametrize("goods_dim,cate_dim", [(3, 2), (5, 3), (7, 4), (12, 4)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_small_path_folds_the_candidate_into_the_weights(goods_dim, cate_dim, dtype):
+    """Below SPLIT_MIN_ROWS the fused first attention layer folds q into the weights, FOLD rows of them at a
+    time: widths D under, at, between and at twice FOLD give the per-layer result (empty histories included)."""
+    assert FOLD == 8 and goods_dim + cate_dim in (5, 8, 11, 16)
+    rng = np.random.default_rng(14)
+    model = tiny_model("din", 30, 4, goods_dim=goods_dim, cate_dim=cate_dim, attention_units=(6, 3),
+                       hidden_units=(5,), dtype=dtype)
+    spread_params(model, rng, scale=0.4)
+    lens = [9, 0, 1, 4, 0, 12]
+    batch = minidin.Batch.from_lists(hist_goods=[list(rng.integers(0, 30, t)) for t in lens],
+                                     hist_cates=[list(rng.integers(0, 4, t)) for t in lens],
+                                     cand_goods=list(rng.integers(0, 30, 6)), cand_cates=list(rng.integers(0, 4, 6)),
+                                     labels=list(rng.integers(0, 2, 6)))
+    model.loss_and_grad(batch)  # Dice running averages away from (0, 1)
+    tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+    one = minidin.Batch(batch.hist_goods[:9], batch.hist_cates[:9], [0, 9], batch.cand_goods[:1],
+                        batch.cand_cates[:1])
+    for b in (batch, one):
+        np.testing.assert_allclose(model.logits(b), model.logits(b, fused=False), **tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
