@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 
 from minidin import __version__
+from minidin.bench import source_commit
 from minidin.train import TrainConfig, train
 
 RESULTS_VERSION = 1
@@ -33,22 +33,9 @@ LATER_DEFAULTS = {"train_negatives": None, "train_negative_sampling": "uniform",
                   "select_negatives": "99", "lr_warmup": 0}
 
 
-def git_commit() -> str:
-    """HEAD of the checkout running this, with '+dirty' when tracked files have uncommitted changes."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
 # read once, when this module is imported: the code a process runs is the code it imported, whatever the
 # checkout holds by the time a later run in the same process finishes
-COMMIT = git_commit()
+COMMIT = source_commit()
 
 
 def run_key(config: dict, data_sha256: str) -> str:

@@ -20,6 +20,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import __version__
 from .batch import Bag, Batch
 from .config import FieldSpec
 from .model import DIN
@@ -177,6 +178,39 @@ def measure_peak(threads, repeats=5):
     return res
 
 
+def source_commit() -> str:
+    """The git commit of the checkout this minidin is imported from, with '+dirty' when tracked files differ
+    from it; 'unknown' when minidin is not imported from a git checkout's top folder (an installed wheel)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        if os.path.realpath(git("rev-parse", "--show-toplevel")) != os.path.realpath(root):
+            return "unknown"  # a folder inside some other repository
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "HEAD") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> dict:
+    """The CPU model, the CPUs this process may use, and the library versions a timing depends on."""
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    import platform
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count()
+    return {"cpu": cpu or platform.processor() or platform.machine(), "cpus": cpus,
+            "python": platform.python_version(), "numba": numba.__version__, "numpy": np.__version__}
+
+
 def _torch():
     try:
         import torch  # noqa: F401
@@ -297,7 +331,14 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
             "histories": ("lognormal, mean 9, capped at 100" if dataset is None else "a prepared dataset's train split")
             + f"; timed batches' mean length {np.mean(lengths):.1f}, max {np.max(lengths)}",
             "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(lengths))), "peak": peak,
-            "peak_measured": peak_gflops is None}
+            "peak_measured": peak_gflops is None,
+            "provenance": {"minidin_version": __version__, "commit": source_commit(), "machine": machine(),
+                           "settings": {"batch_sizes": list(batch_sizes), "threads": list(threads),
+                                        "samples": samples, "repeats": repeats, "seed": seed, "lr": lr,
+                                        "torch_compile": torch_compile, "peak_gflops": peak_gflops},
+                           "data": ({"synthetic": "lognormal histories (make_batches: mean 9, sigma 0.89, cap 100)",
+                                     "n_goods": n_goods, "n_cates": n_cates, "seed": seed} if dataset is None else
+                                    {"sha256": dataset.fingerprint(), "n_goods": n_goods, "n_cates": n_cates})}}
 
 
 def ranking_row(model, rng, n_goods, n_cates, histories=1000, per_history=100, repeats=3):

@@ -3,6 +3,8 @@ import sys
 
 import pytest
 
+import minidin
+from minidin.bench import source_commit
 from minidin.cli import main
 
 
@@ -58,6 +60,12 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     peak, row = res["peak"]["1"], res["rows"][0]
     assert peak["chunked"] > 0 and peak["blas"] > 0 and peak["peak"] == max(peak["chunked"], peak["blas"])
     assert row["ceiling_pct"] == pytest.approx(100 * row["train_sps"] * row["flop_per_sample"] / (peak["peak"] * 1e9))
+    # what produced the figures: the code, the machine, the settings and the data
+    prov = res["provenance"]
+    assert prov["minidin_version"] == minidin.__version__ and prov["commit"]
+    assert prov["machine"]["cpus"] >= 1 and prov["machine"]["numba"] and prov["machine"]["cpu"]
+    assert prov["settings"]["batch_sizes"] == [4] and prov["settings"]["repeats"] == 1
+    assert prov["data"]["n_goods"] == res["model"]["n_goods"] and "lognormal" in prov["data"]["synthetic"]
     out = capsys.readouterr().out
     assert "train samples/s" in out and "with a schema (genres: item, multi-hot, gender: user" in out
     assert "float32 GEMM rate measured now" in out
@@ -105,3 +113,21 @@ def test_paired_rates_alternate_and_ratio_within_rounds(monkeypatch):
     assert calls[2:] == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]  # the order flips each round
     assert bench._paired_ratio(times, "a", "b") == pytest.approx(3.0)  # whatever each round's speed
     assert rates["a"] == pytest.approx(2 / 4.0) and rates["b"] == pytest.approx(2 / 12.0)  # the median passes
+
+
+def test_source_commit_names_this_checkout_or_says_unknown(tmp_path, monkeypatch):
+    """The commit recorded with benchmark results is this checkout's HEAD ('+dirty' with uncommitted changes),
+    and 'unknown' where minidin is not a git checkout's top folder."""
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(minidin.__file__)))
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert source_commit().split("+")[0] == head.stdout.strip()
+    else:
+        assert source_commit() == "unknown"
+    from minidin import bench
+    (tmp_path / "sub" / "minidin").mkdir(parents=True)
+    monkeypatch.setattr(bench.os.path, "abspath", lambda p: str(tmp_path / "sub" / "minidin" / "bench.py"))
+    assert source_commit() == "unknown"  # no repository
+    if subprocess.run(["git", "init", "-q", str(tmp_path)]).returncode == 0:
+        assert source_commit() == "unknown"  # a folder inside someone else's repository
