@@ -250,6 +250,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
     "latency_us", "torch_latency_us", "agreement", ...}. Before any timing the
     torch twin gets minidin's weights and its loss and gradients must agree (else ValueError).
     """
+    commit = source_commit()  # now: the checkout may change while this runs
     rng = np.random.default_rng(seed)
     if dataset is not None:
         n_goods, n_cates = dataset.n_goods, dataset.n_cates
@@ -332,7 +333,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
             + f"; timed batches' mean length {np.mean(lengths):.1f}, max {np.max(lengths)}",
             "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(lengths))), "peak": peak,
             "peak_measured": peak_gflops is None,
-            "provenance": {"minidin_version": __version__, "commit": source_commit(), "machine": machine(),
+            "provenance": {"minidin_version": __version__, "commit": commit, "machine": machine(),
                            "settings": {"batch_sizes": list(batch_sizes), "threads": list(threads),
                                         "samples": samples, "repeats": repeats, "seed": seed, "lr": lr,
                                         "torch_compile": torch_compile, "peak_gflops": peak_gflops},

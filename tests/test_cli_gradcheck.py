@@ -131,3 +131,24 @@ def test_source_commit_names_this_checkout_or_says_unknown(tmp_path, monkeypatch
     assert source_commit() == "unknown"  # no repository
     if subprocess.run(["git", "init", "-q", str(tmp_path)]).returncode == 0:
         assert source_commit() == "unknown"  # a folder inside someone else's repository
+
+
+def test_goals_table_counts_each_goal_over_runs():
+    """bench/goals.py: a column per run, how many runs met each goal, the median; a run without a figure shows
+    '–' and is not counted; runs before infer_ratio_best take their fastest twin's ratio."""
+    from bench.goals import table
+
+    def run(train32, pct, infer, latency, best=True):
+        row = {"batch": 1024, "threads": 2, "train_ratio": 2.1, "ceiling_pct": pct}
+        row.update({"infer_ratio_best": infer} if best else {"infer_ratio": infer + 0.5, "infer_ratio_full": infer})
+        return {"rows": [{"batch": 32, "threads": 2, "train_ratio": train32}, row], "latency_us": latency,
+                "threads_max": 2}
+
+    text = table([("a", run(2.6, 49.0, 2.1, 24.0)), ("b", run(2.4, 51.0, 1.9, 30.0, best=False)),
+                  ("c", {"rows": [], "latency_us": 20.0, "threads_max": 2})], threads=2)
+    lines = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines()[2:]}
+    assert lines["training ≥ 2.5× the split eager twin at batch 32"][1:] == ["2.60×", "2.40×", "–", "1 of 2",
+                                                                           "2.50× |"]
+    assert lines["≥ 50% of the measured peak at batch 1024"][-2] == "1 of 2"
+    assert lines["inference ≥ 2× the fastest torch row at batch 1024"][1:3] == ["2.10×", "1.90×"]
+    assert lines["one-sample latency ≤ 25 µs"][1:] == ["24.0 µs", "30.0 µs", "20.0 µs", "2 of 3", "24.0 µs |"]

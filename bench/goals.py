@@ -1,0 +1,83 @@
+"""The speed goals against several `minidin bench` runs: each run's figure, how many runs met it, the median.
+
+    python bench/goals.py bench/results/speed/bench-*.json [--threads 2]
+
+One run of `minidin bench` on a shared machine moves by about ±20% from the next (docs/benchmarks.md, "How
+much to trust one run"), so a goal is judged over several runs: a column per run, in the order given, then
+in how many of them the goal was met and the median over them. Training ratios are against the split eager
+torch twin (the like-for-like one); inference at batch 1024 against whichever torch row was fastest in that
+run; the ratios are those `minidin bench` measured in alternating passes. A run without the torch twins (or
+without batch 1024) shows "–" where it has no figure, and counts only where it has one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+
+# (label, unit, goal, higher is better, figure of a run at the given thread count)
+GOALS = [
+    ("training ≥ 2.5× the split eager twin at batch 32", "×", 2.5, True, lambda r, t: _row(r, 32, t, "train_ratio")),
+    ("training ≥ 2× at batch 256", "×", 2.0, True, lambda r, t: _row(r, 256, t, "train_ratio")),
+    ("training ≥ 2× at batch 1024", "×", 2.0, True, lambda r, t: _row(r, 1024, t, "train_ratio")),
+    ("≥ 50% of the measured peak at batch 1024", "%", 50.0, True, lambda r, t: _row(r, 1024, t, "ceiling_pct")),
+    ("inference ≥ 2× the fastest torch row at batch 1024", "×", 2.0, True,
+     lambda r, t: _fastest_twin(r, 1024, t)),
+    ("one-sample latency ≤ 25 µs", " µs", 25.0, False,
+     lambda r, t: r.get("latency_us") if r.get("threads_max") == t else None),
+]
+
+
+def _row(res, batch, threads, key):
+    for row in res["rows"]:
+        if row["batch"] == batch and row["threads"] == threads:
+            return row.get(key)
+    return None
+
+
+def _fastest_twin(res, batch, threads):
+    """minidin's inference over the fastest torch row's: the run's own ``infer_ratio_best``, or, in runs from
+    before it was recorded, the smallest of the rows' ``infer_ratio*`` (the same thing)."""
+    for row in res["rows"]:
+        if row["batch"] == batch and row["threads"] == threads:
+            ratios = [v for k, v in row.items() if k.startswith("infer_ratio") and v is not None]
+            return row.get("infer_ratio_best", min(ratios) if ratios else None)
+    return None
+
+
+def table(runs, threads):
+    """Markdown rows: goal, each run's figure, 'k of n' met, the median; ``runs`` is [(name, result)]."""
+    head = ["goal", *[name for name, _ in runs], "met", "median"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, unit, goal, higher, figure in GOALS:
+        vals = [figure(res, threads) for _, res in runs]
+        have = [v for v in vals if v is not None]
+        met = sum((v >= goal) if higher else (v <= goal) for v in have)
+        fmt = (lambda v: f"{v:.1f}%") if unit == "%" else (lambda v: f"{v:.2f}×") if unit == "×" \
+            else (lambda v: f"{v:.1f} µs")
+        cells = [fmt(v) if v is not None else "–" for v in vals]
+        med = fmt(statistics.median(have)) if have else "–"
+        lines.append("| " + " | ".join([label, *cells, f"{met} of {len(have)}", med]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", metavar="JSON", help="minidin bench --json files, one column each")
+    ap.add_argument("--threads", type=int, default=2, help="the thread count whose rows are judged")
+    args = ap.parse_args(argv)
+    runs = []
+    for path in args.runs:
+        with open(path) as f:
+            res = json.load(f)
+        if "rows" not in res:
+            ap.error(f"{path}: not a minidin bench --json file (no 'rows')")
+        runs.append((os.path.splitext(os.path.basename(path))[0], res))
+    print(f"goals at {args.threads} threads over {len(runs)} runs of minidin bench:")
+    print(table(runs, args.threads))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
