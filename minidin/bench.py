@@ -91,6 +91,12 @@ def _paired_ratio(times, fast, slow):
     return float(np.median(np.asarray(times[slow]) / np.asarray(times[fast])))
 
 
+def _paired_percent(times, train_flop):
+    """The training FLOP rate as a % of the chunked PEAK_SHAPE GEMM's, each round's training pass (``train_flop``
+    FLOPs) against the GEMM pass of the same round, median over rounds (``_paired_rates``' times)."""
+    return 100.0 * train_flop / (2.0 * float(np.prod(PEAK_SHAPE))) * _paired_ratio(times, "train", "gemm")
+
+
 def dense_macs_per_sample(cfg, mean_history):
     """Multiply-adds of every dense layer for one sample with ``mean_history`` behaviours (a ModelConfig).
 
@@ -128,6 +134,13 @@ def _chunked_gemm(out, a, b, chunks):
         out[lo:hi] = np.dot(a[lo:hi], b)
 
 
+def _peak_operands():
+    """(out, a, b) of the PEAK_SHAPE product, float32."""
+    M, K, N = PEAK_SHAPE
+    rng = np.random.default_rng(0)
+    return np.empty((M, N), np.float32), rng.random((M, K), dtype=np.float32), rng.random((K, N), dtype=np.float32)
+
+
 def _best_seconds(fn, repeats):
     fn()
     best = float("inf")
@@ -157,9 +170,7 @@ def measure_peak(threads, repeats=5):
     BLAS call with ``t`` BLAS threads (numpy in a fresh process with OPENBLAS_NUM_THREADS / OMP_NUM_THREADS = t,
     since this process pins its BLAS to one thread). {t: {"chunked", "blas", "peak"}}, peak the larger."""
     M, K, N = PEAK_SHAPE
-    rng = np.random.default_rng(0)
-    a, b = rng.random((M, K), dtype=np.float32), rng.random((K, N), dtype=np.float32)
-    out = np.empty((M, N), np.float32)
+    out, a, b = _peak_operands()
     flop, res, before = 2.0 * M * K * N, {}, numba.get_num_threads()
     try:
         for t in threads:
@@ -238,11 +249,15 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
 
     ``ceiling_pct`` is the training rate's useful FLOPs (``flops_per_sample`` of the model at the timed batches'
     mean history length) as a percentage of the float32 GEMM peak at the row's thread count, measured in this
-    run (``measure_peak``; ``peak_gflops`` overrides it with one figure for every row).
+    run (``measure_peak``; ``peak_gflops`` overrides it with one figure for every row). With the peak measured,
+    its chunked GEMM is also timed in every round beside the row's passes: ``gemm_gflops_paired`` (its median
+    rate) and ``ceiling_pct_paired``, the median over rounds of the training FLOP rate over that round's GEMM
+    rate, the same figure with the machine's drift taken out as in the torch ratios.
     The torch rows: ``torch_*`` the like-for-like twin (the same split first attention layer), ``torch_full_*``
     the twin on the full (N, 4D) attention input, ``torch_compile_*`` (with ``torch_compile``) the split twin
     through ``torch.compile(dynamic=True)``; every twin's loss and gradients are checked against minidin first.
-    Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct, peak_gflops[, torch_train_sps,
+    Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct, peak_gflops[, ceiling_pct_paired,
+    gemm_gflops_paired][, torch_train_sps,
     torch_infer_sps, train_ratio, infer_ratio, torch_full_train_sps, torch_full_infer_sps, train_ratio_full,
     infer_ratio_full[, torch_compile_*], infer_ratio_best, infer_best_twin]}], "peak": measure_peak's,
     "schema_rows": [{batch, threads, train_sps, infer_sps, train_vs_default, infer_vs_default}] (``schema``: the
@@ -270,6 +285,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         if torch_compile:
             twins["torch_compile"] = bt.train_step_fn(model, lr, 0.1, split=True, compile=True)
     peak = measure_peak(threads) if peak_gflops is None else {t: {"peak": float(peak_gflops)} for t in threads}
+    gemm = _peak_operands() if peak_gflops is None else None  # the chunked GEMM again, timed beside each row
     opt = SparseAdagrad(model.params, lr=lr, initial_accumulator_value=0.1)
 
     def train_step(b):
@@ -292,6 +308,8 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
                 lengths.extend(row_lengths)
                 n_pass = sum(b.size for b in batches)
                 timed = {"train": (train_step, batches, n_pass), "infer": (model.predict, batches, n_pass)}
+                if gemm is not None:  # one pass = one PEAK_SHAPE product, chunked as in measure_peak
+                    timed["gemm"] = (lambda _, t=t: _chunked_gemm(*gemm, 8 * t), [None], 1)
                 if bt is not None:  # every twin's passes alternate with minidin's (_paired_rates)
                     tb = [bt.tensors(b) for b in batches]
                     for key, (step, infer) in twins.items():
@@ -301,6 +319,9 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
                        "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(row_lengths)))}
                 row["peak_gflops"] = peak[t]["peak"]
                 row["ceiling_pct"] = 100.0 * row["train_sps"] * row["flop_per_sample"] / (peak[t]["peak"] * 1e9)
+                if gemm is not None:
+                    row["gemm_gflops_paired"] = 2.0 * np.prod(PEAK_SHAPE) / float(np.median(times["gemm"])) / 1e9
+                    row["ceiling_pct_paired"] = _paired_percent(times, n_pass * row["flop_per_sample"])
                 infer_ratios = {}
                 for key in twins:
                     suffix = key[len("torch"):]
@@ -398,7 +419,8 @@ def _latency(fn, one, n=300):
 def format_table(res):
     torch = res.get("torch")
     compiled = bool(res["rows"]) and "torch_compile_train_sps" in res["rows"][0]
-    head = f"{'batch':>6} {'threads':>7} {'train/s':>9} {'infer/s':>9} {'% peak':>7}"
+    paired = bool(res["rows"]) and "ceiling_pct_paired" in res["rows"][0]
+    head = f"{'batch':>6} {'threads':>7} {'train/s':>9} {'infer/s':>9} {'% peak':>7}" + (f" {'paired':>7}" if paired else "")
     if torch:
         head += (f" | {'split twin train/s':>18} {'infer/s':>9} {'train ×':>8} {'infer ×':>8}"
                  f" | {'full-input twin train/s':>23} {'train ×':>8}")
@@ -407,7 +429,7 @@ def format_table(res):
     lines = [f"histories: {res['histories']}", head]
     for r in res["rows"]:
         line = (f"{r['batch']:>6} {r['threads']:>7} {r['train_sps']:>9,.0f} {r['infer_sps']:>9,.0f} "
-                f"{r['ceiling_pct']:>6.1f}%")
+                f"{r['ceiling_pct']:>6.1f}%") + (f" {r['ceiling_pct_paired']:>6.1f}%" if paired else "")
         if torch:
             line += (f" | {r['torch_train_sps']:>18,.0f} {r['torch_infer_sps']:>9,.0f} {r['train_ratio']:>7.2f}×"
                      f" {r['infer_ratio']:>7.2f}× | {r['torch_full_train_sps']:>23,.0f} {r['train_ratio_full']:>7.2f}×")
@@ -440,7 +462,10 @@ def format_table(res):
                          for t, p in res["peak"].items()))
     lines.append(f"% peak: train samples/s × training FLOPs per sample ({res['flop_per_sample'] / 1e6:.2f} MFLOP at "
                  f"the timed histories' mean length, from the model's config) / the better GEMM rate at the row's "
-                 f"thread count" + ("" if res.get("peak_measured", True) else " (given by --peak-gflops)"))
+                 f"thread count" + ("" if res.get("peak_measured", True) else " (given by --peak-gflops)")
+                 + ("; paired: the same FLOP rate over the chunked GEMM's, timed again in every round beside the row "
+                    "(the median over rounds of the ratio within a round), which the machine's drift moves less"
+                    if paired else ""))
     if torch:
         a = res["agreement"]
         lines.append(f"torch {torch}: same weights; split twin (minidin's split first attention layer) loss rel. diff "

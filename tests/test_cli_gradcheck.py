@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import minidin
@@ -60,6 +61,8 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     peak, row = res["peak"]["1"], res["rows"][0]
     assert peak["chunked"] > 0 and peak["blas"] > 0 and peak["peak"] == max(peak["chunked"], peak["blas"])
     assert row["ceiling_pct"] == pytest.approx(100 * row["train_sps"] * row["flop_per_sample"] / (peak["peak"] * 1e9))
+    # and again against the same GEMM timed beside the row in every round
+    assert row["gemm_gflops_paired"] > 0 and row["ceiling_pct_paired"] > 0
     # what produced the figures: the code, the machine, the settings and the data
     prov = res["provenance"]
     assert prov["minidin_version"] == minidin.__version__ and prov["commit"]
@@ -68,18 +71,18 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     assert prov["data"]["n_goods"] == res["model"]["n_goods"] and "lognormal" in prov["data"]["synthetic"]
     out = capsys.readouterr().out
     assert "train samples/s" in out and "with a schema (genres: item, multi-hot, gender: user" in out
-    assert "float32 GEMM rate measured now" in out
+    assert "float32 GEMM rate measured now" in out and "paired: the same FLOP rate" in out
     assert main(["bench", "--batch-sizes", "4", "--threads", "1", "--samples", "8", "--repeats", "1", "--no-schema",
                  "--no-ranking", "--peak-gflops", "50", "--json", str(p)]) == 0
     row = json.loads(p.read_text())["rows"][0]
     assert row["peak_gflops"] == 50 and "given by --peak-gflops" in capsys.readouterr().out
+    assert "ceiling_pct_paired" not in row  # no GEMM of its own to pair with
 
 
 def test_torch_twins_equal_minidin_split_and_full_input():
     """Where torch is installed (the optional 'compare' extra; CI does not install it): both twins, loaded with
     minidin's weights, give its loss and gradients."""
     pytest.importorskip("torch", reason="the torch twins need the optional 'compare' extra (torch==2.13.0)")
-    import numpy as np
 
     import minidin
     from minidin import bench_torch as bt
@@ -152,3 +155,13 @@ def test_goals_table_counts_each_goal_over_runs():
     assert lines["≥ 50% of the measured peak at batch 1024"][-2] == "1 of 2"
     assert lines["inference ≥ 2× the fastest torch row at batch 1024"][1:3] == ["2.10×", "1.90×"]
     assert lines["one-sample latency ≤ 25 µs"][1:] == ["24.0 µs", "30.0 µs", "20.0 µs", "2 of 3", "24.0 µs |"]
+
+
+def test_paired_percent_of_peak_takes_each_rounds_gemm_rate():
+    """ceiling_pct_paired divides each round's training FLOP rate by the GEMM rate of the same round: a round
+    where the machine runs at half speed for both moves nothing, one that slows the training alone is outvoted."""
+    from minidin import bench
+
+    gemm_flop = 2.0 * float(np.prod(bench.PEAK_SHAPE))
+    times = {"train": [1.0, 2.0, 1.0, 3.0, 1.0], "gemm": [0.5, 1.0, 0.5, 0.5, 0.5]}  # round 2 slow, round 4 odd
+    assert bench._paired_percent(times, 1e9) == pytest.approx(100.0 * (1e9 / 1.0) / (gemm_flop / 0.5))
