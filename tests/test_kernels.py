@@ -326,3 +326,36 @@ def test_nan_stays_nan_through_sigmoid_dice_and_the_fused_path(dtype):
         for fused in (True, False):
             p = m.predict(b, fused=fused)
             assert np.isnan(p[0]) and np.isfinite(p[1]), (act, fused, p)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prefetch_is_a_hint_that_changes_nothing(dtype):
+    """layers/prefetch.py: prefetching rows (any, including one past the table) leaves every value as it was,
+    and the intrinsic refuses what is not a 2-D array and integer indices."""
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from minidin.layers.prefetch import prefetch_row, prefetch_table_row
+
+    @njit
+    def gather(out, table, ids):
+        for m in range(ids.shape[0]):
+            prefetch_table_row(table, ids[min(m + 4, ids.shape[0] - 1)])
+            prefetch_row(table, table.shape[0], 0)  # past the end: a hint never faults
+            for d in range(table.shape[1]):
+                out[m, d] = table[ids[m], d]
+
+    table = np.arange(60, dtype=dtype).reshape(12, 5)
+    ids = np.array([3, 0, 11, 3, 7], dtype=np.int64)
+    out = np.zeros((5, 5), dtype=dtype)
+    before = table.copy()
+    gather(out, table, ids)
+    np.testing.assert_array_equal(out, before[ids])
+    np.testing.assert_array_equal(table, before)
+
+    @njit
+    def bad(v):
+        prefetch_row(v, 0, 0)
+
+    with pytest.raises(TypingError):
+        bad(np.zeros(3, dtype=dtype))

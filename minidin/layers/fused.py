@@ -34,6 +34,7 @@ from numba import njit, prange
 from .attention import softmax_segment, split_weights
 from .chunks import prange_only
 from .dice import dice_column, dice_out, dice_xhat
+from .prefetch import PREFETCH_AHEAD, prefetch_table_row
 from .prelu import prelu
 from .sigmoid import sigmoid_exact, sigmoid_fast
 
@@ -392,6 +393,8 @@ def _infer_chunk(c, g, per_chunk, out, batch, params, arch, probabilities, split
         for d in range(D - Dg):
             q[s, Dg + d] = cate_table[batch.cand_cates[b_lo + s], d]
     for n in range(R):
+        if n + PREFETCH_AHEAD < R:  # the goods table is larger than L2: ask for a row before it is copied
+            prefetch_table_row(goods_table, batch.hist_goods[r_lo + n + PREFETCH_AHEAD])
         for d in range(Dg):
             k[n, d] = goods_table[batch.hist_goods[r_lo + n], d]
         for d in range(D - Dg):
