@@ -565,7 +565,8 @@ def _add_commands(sub):
                          "ones, e.g. Amazon Beauty from 'minidin prepare amazon'")
     bn.add_argument("--peak-gflops", type=_positive_float, default=None,
                     help="one float32 GEMM rate for the denominator of '%% peak' (default: measured in the same run "
-                         "at each thread count, as minidin calls BLAS and with multi-threaded BLAS)")
+                         "at each thread count, as minidin calls BLAS and with multi-threaded BLAS, and the chunked "
+                         "GEMM timed again in every round for the 'paired' column, which this option turns off)")
     bn.add_argument("--torch-compile", action="store_true",
                     help="also time the split torch twin through torch.compile(dynamic=True)")
     bn.add_argument("--no-schema", action="store_true",
@@ -576,7 +577,9 @@ def _add_commands(sub):
                     help="histories of the ranking row, 100 candidates each")
     bn.add_argument("--no-torch", action="store_true",
                     help="skip the PyTorch side-by-side columns even when torch is installed")
-    bn.add_argument("--json", metavar="PATH", default=None)
+    bn.add_argument("--json", metavar="PATH", default=None,
+                    help="also write every figure to PATH, with the commit, CPU, versions and settings that produced "
+                         "them ('provenance')")
     bn.set_defaults(func=cmd_bench)
     _show_defaults(bn)
 
