@@ -12,6 +12,7 @@ one run rather than absolute numbers on a shared machine.
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -213,7 +214,6 @@ def machine() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     except OSError:
         pass
-    import platform
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -420,7 +420,8 @@ def format_table(res):
     torch = res.get("torch")
     compiled = bool(res["rows"]) and "torch_compile_train_sps" in res["rows"][0]
     paired = bool(res["rows"]) and "ceiling_pct_paired" in res["rows"][0]
-    head = f"{'batch':>6} {'threads':>7} {'train/s':>9} {'infer/s':>9} {'% peak':>7}" + (f" {'paired':>7}" if paired else "")
+    head = f"{'batch':>6} {'threads':>7} {'train/s':>9} {'infer/s':>9} {'% peak':>7}"
+    head += f" {'paired':>7}" if paired else ""
     if torch:
         head += (f" | {'split twin train/s':>18} {'infer/s':>9} {'train ×':>8} {'infer ×':>8}"
                  f" | {'full-input twin train/s':>23} {'train ×':>8}")
@@ -429,7 +430,8 @@ def format_table(res):
     lines = [f"histories: {res['histories']}", head]
     for r in res["rows"]:
         line = (f"{r['batch']:>6} {r['threads']:>7} {r['train_sps']:>9,.0f} {r['infer_sps']:>9,.0f} "
-                f"{r['ceiling_pct']:>6.1f}%") + (f" {r['ceiling_pct_paired']:>6.1f}%" if paired else "")
+                f"{r['ceiling_pct']:>6.1f}%")
+        line += f" {r['ceiling_pct_paired']:>6.1f}%" if paired else ""
         if torch:
             line += (f" | {r['torch_train_sps']:>18,.0f} {r['torch_infer_sps']:>9,.0f} {r['train_ratio']:>7.2f}×"
                      f" {r['infer_ratio']:>7.2f}× | {r['torch_full_train_sps']:>23,.0f} {r['train_ratio_full']:>7.2f}×")
