@@ -23,6 +23,7 @@ from numba import njit, prange
 
 from . import __version__
 from .batch import Bag, Batch
+from .compile_helper import usable_cpus
 from .config import FieldSpec
 from .model import DIN
 from .optim import SparseAdagrad
@@ -214,11 +215,7 @@ def machine() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     except OSError:
         pass
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count()
-    return {"cpu": cpu or platform.processor() or platform.machine(), "cpus": cpus,
+    return {"cpu": cpu or platform.processor() or platform.machine(), "cpus": usable_cpus(),
             "python": platform.python_version(), "numba": numba.__version__, "numpy": np.__version__}
 
 

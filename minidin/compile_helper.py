@@ -44,7 +44,8 @@ _pending = {}  # dtype name -> (Popen, folder) of a running helper
 _tried = set()  # dtype names a helper was considered for in this process (once each)
 
 
-def _cpus() -> int:
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; all of them where there is none)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -71,7 +72,7 @@ def start(model) -> None:
     if name in _tried:
         return
     _tried.add(name)
-    if (os.environ.get(ENV, "1") == "0" or numba_config.DISABLE_JIT or _cpus() < 2
+    if (os.environ.get(ENV, "1") == "0" or numba_config.DISABLE_JIT or usable_cpus() < 2
             or not hasattr(getattr(dense_backward, "_cache", None), "_cache_file")  # no on-disk cache
             or _cached_for(dense_backward, model.dtype)):
         return

@@ -44,7 +44,7 @@ def _step(cache_dir, helper):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(compile_helper._cpus() < 2, reason="the helper only runs with two or more CPUs")
+@pytest.mark.skipif(compile_helper.usable_cpus() < 2, reason="the helper only runs with two or more CPUs")
 def test_cold_step_with_the_helper_loads_its_kernels_and_gives_the_same_result():
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         helped, alone = _step(a, helper=True), _step(b, helper=False)
@@ -110,7 +110,7 @@ def test_no_helper_when_it_cannot_start(monkeypatch):
     monkeypatch.setenv(compile_helper.ENV, "1")
     monkeypatch.setattr(compile_helper, "_tried", set())
     monkeypatch.setattr(compile_helper, "_pending", {})
-    monkeypatch.setattr(compile_helper, "_cpus", lambda: 2)
+    monkeypatch.setattr(compile_helper, "usable_cpus", lambda: 2)
     monkeypatch.setattr(compile_helper, "_cached_for", lambda kernel, dtype: False)
     monkeypatch.setattr(compile_helper.tempfile, "mkdtemp", refuse)
     compile_helper.start(minidin.DIN(n_goods=5, n_cates=2, dtype=np.float32))
