@@ -96,7 +96,7 @@ def _paired_ratio(times, fast, slow):
 def _paired_percent(times, train_flop):
     """The training FLOP rate as a % of the chunked PEAK_SHAPE GEMM's, each round's training pass (``train_flop``
     FLOPs) against the GEMM pass of the same round, median over rounds (``_paired_rates``' times)."""
-    return 100.0 * train_flop / (2.0 * float(np.prod(PEAK_SHAPE))) * _paired_ratio(times, "train", "gemm")
+    return 100.0 * train_flop / PEAK_FLOP * _paired_ratio(times, "train", "gemm")
 
 
 def dense_macs_per_sample(cfg, mean_history):
@@ -124,6 +124,7 @@ def flops_per_sample(cfg, mean_history, training=True):
 
 # the GEMM of the peak measurement: (M, K) @ (K, N) float32, large enough that BLAS runs at its best rate
 PEAK_SHAPE = (8192, 512, 512)
+PEAK_FLOP = 2.0 * PEAK_SHAPE[0] * PEAK_SHAPE[1] * PEAK_SHAPE[2]  # one multiply and one add per multiply-add
 
 
 @njit(parallel=True, cache=True)
@@ -173,11 +174,11 @@ def measure_peak(threads, repeats=5):
     since this process pins its BLAS to one thread). {t: {"chunked", "blas", "peak"}}, peak the larger."""
     M, K, N = PEAK_SHAPE
     out, a, b = _peak_operands()
-    flop, res, before = 2.0 * M * K * N, {}, numba.get_num_threads()
+    res, before = {}, numba.get_num_threads()
     try:
         for t in threads:
             numba.set_num_threads(t)
-            chunked = flop / _best_seconds(lambda: _chunked_gemm(out, a, b, 8 * t), repeats) / 1e9
+            chunked = PEAK_FLOP / _best_seconds(lambda: _chunked_gemm(out, a, b, 8 * t), repeats) / 1e9
             env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
             try:
                 blas = float(subprocess.run([sys.executable, "-c", _BLAS_PROBE, str(M), str(K), str(N), str(repeats)],
@@ -317,7 +318,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
                 row["peak_gflops"] = peak[t]["peak"]
                 row["ceiling_pct"] = 100.0 * row["train_sps"] * row["flop_per_sample"] / (peak[t]["peak"] * 1e9)
                 if gemm is not None:
-                    row["gemm_gflops_paired"] = 2.0 * np.prod(PEAK_SHAPE) / float(np.median(times["gemm"])) / 1e9
+                    row["gemm_gflops_paired"] = PEAK_FLOP / float(np.median(times["gemm"])) / 1e9
                     row["ceiling_pct_paired"] = _paired_percent(times, n_pass * row["flop_per_sample"])
                 infer_ratios = {}
                 for key in twins:
