@@ -192,10 +192,11 @@ def measure_peak(threads, repeats=5):
     return res
 
 
-def source_commit() -> str:
-    """The git commit of the checkout this minidin is imported from, with '+dirty' when tracked files differ
-    from it; 'unknown' when minidin is not imported from a git checkout's top folder (an installed wheel)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def source_commit(root=None) -> str:
+    """The git commit of the checkout this minidin is imported from (``root``: the folder holding minidin/),
+    with '+dirty' when tracked files differ from it; 'unknown' when that folder is not a git checkout's top
+    folder (an installed wheel, or a folder inside another repository)."""
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     def git(*a):
         return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=True).stdout.strip()

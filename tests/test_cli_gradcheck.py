@@ -118,7 +118,7 @@ def test_paired_rates_alternate_and_ratio_within_rounds(monkeypatch):
     assert rates["a"] == pytest.approx(2 / 4.0) and rates["b"] == pytest.approx(2 / 12.0)  # the median passes
 
 
-def test_source_commit_names_this_checkout_or_says_unknown(tmp_path, monkeypatch):
+def test_source_commit_names_this_checkout_or_says_unknown(tmp_path):
     """The commit recorded with benchmark results is this checkout's HEAD ('+dirty' with uncommitted changes),
     and 'unknown' where minidin is not a git checkout's top folder."""
     import os
@@ -128,12 +128,13 @@ def test_source_commit_names_this_checkout_or_says_unknown(tmp_path, monkeypatch
         assert source_commit().split("+")[0] == head.stdout.strip()
     else:
         assert source_commit() == "unknown"
-    from minidin import bench
     (tmp_path / "sub" / "minidin").mkdir(parents=True)
-    monkeypatch.setattr(bench.os.path, "abspath", lambda p: str(tmp_path / "sub" / "minidin" / "bench.py"))
-    assert source_commit() == "unknown"  # no repository
-    if subprocess.run(["git", "init", "-q", str(tmp_path)]).returncode == 0:
-        assert source_commit() == "unknown"  # a folder inside someone else's repository
+    assert source_commit(str(tmp_path / "sub")) == "unknown"  # no repository
+    repo = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    if subprocess.run(["git", "init", "-q", str(tmp_path)]).returncode == 0 and \
+            subprocess.run([*repo, "commit", "-q", "--allow-empty", "-m", "x"]).returncode == 0:
+        assert source_commit(str(tmp_path / "sub")) == "unknown"  # a folder inside someone else's repository
+        assert source_commit(str(tmp_path)) not in ("unknown", "")  # that repository's own top folder
 
 
 def test_goals_table_counts_each_goal_over_runs():
