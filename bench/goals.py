@@ -31,21 +31,21 @@ GOALS = [
 ]
 
 
+def _find(res, batch, threads):
+    """The run's row at this batch size and thread count ({} when it has none)."""
+    return next((r for r in res["rows"] if r["batch"] == batch and r["threads"] == threads), {})
+
+
 def _row(res, batch, threads, key):
-    for row in res["rows"]:
-        if row["batch"] == batch and row["threads"] == threads:
-            return row.get(key)
-    return None
+    return _find(res, batch, threads).get(key)
 
 
 def _fastest_twin(res, batch, threads):
     """minidin's inference over the fastest torch row's: the run's own ``infer_ratio_best``, or, in runs from
     before it was recorded, the smallest of the rows' ``infer_ratio*`` (the same thing)."""
-    for row in res["rows"]:
-        if row["batch"] == batch and row["threads"] == threads:
-            ratios = [v for k, v in row.items() if k.startswith("infer_ratio") and v is not None]
-            return row.get("infer_ratio_best", min(ratios) if ratios else None)
-    return None
+    row = _find(res, batch, threads)
+    ratios = [v for k, v in row.items() if k.startswith("infer_ratio") and v is not None]
+    return row.get("infer_ratio_best", min(ratios) if ratios else None)
 
 
 def table(runs, threads):
