@@ -144,6 +144,12 @@ def _peak_operands():
     return np.empty((M, N), np.float32), rng.random((M, K), dtype=np.float32), rng.random((K, N), dtype=np.float32)
 
 
+def _peak_gemm(operands, threads):
+    """One chunked PEAK_SHAPE product on ``threads`` Numba threads (8 row blocks per thread), as measure_peak
+    times it and as ``run`` times it again beside each row."""
+    _chunked_gemm(*operands, 8 * threads)
+
+
 def _best_seconds(fn, repeats):
     fn()
     best = float("inf")
@@ -173,12 +179,12 @@ def measure_peak(threads, repeats=5):
     BLAS call with ``t`` BLAS threads (numpy in a fresh process with OPENBLAS_NUM_THREADS / OMP_NUM_THREADS = t,
     since this process pins its BLAS to one thread). {t: {"chunked", "blas", "peak"}}, peak the larger."""
     M, K, N = PEAK_SHAPE
-    out, a, b = _peak_operands()
+    operands = _peak_operands()
     res, before = {}, numba.get_num_threads()
     try:
         for t in threads:
             numba.set_num_threads(t)
-            chunked = PEAK_FLOP / _best_seconds(lambda: _chunked_gemm(out, a, b, 8 * t), repeats) / 1e9
+            chunked = PEAK_FLOP / _best_seconds(lambda: _peak_gemm(operands, t), repeats) / 1e9
             env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
             try:
                 blas = float(subprocess.run([sys.executable, "-c", _BLAS_PROBE, str(M), str(K), str(N), str(repeats)],
@@ -308,7 +314,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
                 n_pass = sum(b.size for b in batches)
                 timed = {"train": (train_step, batches, n_pass), "infer": (model.predict, batches, n_pass)}
                 if gemm is not None:  # one pass = one PEAK_SHAPE product, chunked as in measure_peak
-                    timed["gemm"] = (lambda _, t=t: _chunked_gemm(*gemm, 8 * t), [None], 1)
+                    timed["gemm"] = (lambda _, t=t: _peak_gemm(gemm, t), [None], 1)
                 if bt is not None:  # every twin's passes alternate with minidin's (_paired_rates)
                     tb = [bt.tensors(b) for b in batches]
                     for key, (step, infer) in twins.items():
