@@ -18,7 +18,8 @@ import statistics
 
 # (label, unit, goal, higher is better, figure of a run at the given thread count)
 GOALS = [
-    ("training ≥ 2.5× the split eager twin at batch 32", "×", 2.5, True, lambda r, t: _row(r, 32, t, "train_ratio")),
+    ("training ≥ 2.5× the split eager twin at batch 32", "×", 2.5, True,
+     lambda r, t: _row(r, 32, t, "train_ratio")),
     ("training ≥ 2× at batch 256", "×", 2.0, True, lambda r, t: _row(r, 256, t, "train_ratio")),
     ("training ≥ 2× at batch 1024", "×", 2.0, True, lambda r, t: _row(r, 1024, t, "train_ratio")),
     ("≥ 50% of the measured peak at batch 1024", "%", 50.0, True, lambda r, t: _row(r, 1024, t, "ceiling_pct")),
