@@ -7,7 +7,9 @@ much to trust one run"), so a goal is judged over several runs: a column per run
 in how many of them the goal was met and the median over them. Training ratios are against the split eager
 torch twin (the like-for-like one); inference at batch 1024 against whichever torch row was fastest in that
 run; the ratios are those `minidin bench` measured in alternating passes. A run without the torch twins (or
-without batch 1024) shows "–" where it has no figure, and counts only where it has one.
+without batch 1024) shows "–" where it has no figure, and counts only where it has one. A first row names
+the BLAS kernels each run's products ran on, where the run recorded them: the same GEMM runs at twice the
+rate with AVX-512 kernels as with AVX2 ones on one machine (docs/benchmarks.md, "The BLAS kernels").
 """
 from __future__ import annotations
 
@@ -49,10 +51,18 @@ def _fastest_twin(res, batch, threads):
     return row.get("infer_ratio_best", min(ratios) if ratios else None)
 
 
+def _blas_core(res):
+    """The OpenBLAS kernels the run's products ran on (recorded by minidin bench from its BLAS), or None."""
+    return res.get("provenance", {}).get("machine", {}).get("blas", {}).get("core")
+
+
 def table(runs, threads):
     """Markdown rows: goal, each run's figure, 'k of n' met, the median; ``runs`` is [(name, result)]."""
     head = ["goal", *[name for name, _ in runs], "met", "median"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cores = [_blas_core(res) for _, res in runs]
+    if any(cores):  # the BLAS kernels set every GEMM's rate, minidin's and the peak's (not torch's)
+        lines.append("| " + " | ".join(["BLAS kernels (OpenBLAS)", *[c or "–" for c in cores], "", ""]) + " |")
     for label, unit, goal, higher, figure in GOALS:
         vals = [figure(res, threads) for _, res in runs]
         have = [v for v in vals if v is not None]

@@ -215,15 +215,43 @@ def source_commit(root=None) -> str:
         return "unknown"
 
 
+def blas_kernels() -> dict:
+    """Which kernels the BLAS that minidin's products call runs: {"core", "env"}. ``core`` is the name SciPy's
+    OpenBLAS (Numba's ``np.dot`` and ``layers/blas.py`` call it) gives the kernels it picked when it loaded,
+    e.g. ``"Haswell"`` (AVX2) or ``"SkylakeX"`` (AVX-512), or ``"unknown"`` for another BLAS; ``env``, the
+    ``OPENBLAS_*`` variables of this process, since ``OPENBLAS_CORETYPE`` overrides OpenBLAS's own choice.
+    The same GEMM runs at twice the rate on one machine with one core or the other (docs/benchmarks.md)."""
+    import ctypes
+    import glob
+
+    import scipy
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the library, as Numba's first product does)
+
+    core = "unknown"
+    libs = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs", "*openblas*")
+    for path in sorted(glob.glob(libs)):
+        try:
+            lib = ctypes.CDLL(path)  # already loaded: the same handle
+        except OSError:
+            continue
+        fn = getattr(lib, "scipy_openblas_get_corename", None) or getattr(lib, "openblas_get_corename", None)
+        if fn is not None:
+            fn.restype = ctypes.c_char_p
+            core = (fn() or b"").decode("ascii", "replace").strip() or "unknown"
+            break
+    return {"core": core, "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")}}
+
+
 def machine() -> dict:
-    """The CPU model, the CPUs this process may use, and the library versions a timing depends on."""
+    """The CPU model, the CPUs this process may use, the BLAS kernels (``blas_kernels``) and the library
+    versions a timing depends on."""
     cpu = ""
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     except OSError:
         pass
-    return {"cpu": cpu or platform.processor() or platform.machine(), "cpus": usable_cpus(),
+    return {"cpu": cpu or platform.processor() or platform.machine(), "cpus": usable_cpus(), "blas": blas_kernels(),
             "python": platform.python_version(), "numba": numba.__version__, "numpy": np.__version__}
 
 
@@ -265,6 +293,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
     gemm_gflops_paired][, torch_train_sps,
     torch_infer_sps, train_ratio, infer_ratio, torch_full_train_sps, torch_full_infer_sps, train_ratio_full,
     infer_ratio_full[, torch_compile_*], infer_ratio_best, infer_best_twin]}], "peak": measure_peak's,
+    "torch_gemm": {t: torch.mm's GFLOP/s on PEAK_SHAPE} (with torch and the peak measured, else None),
     "schema_rows": [{batch, threads, train_sps, infer_sps, train_vs_default, infer_vs_default}] (``schema``: the
     model with SCHEMA's fields, at the most threads, on random histories),
     "latency_us", "torch_latency_us", "agreement", ...}. Before any timing the
@@ -290,6 +319,16 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         if torch_compile:
             twins["torch_compile"] = bt.train_step_fn(model, lr, 0.1, split=True, compile=True)
     peak = measure_peak(threads) if peak_gflops is None else {t: {"peak": float(peak_gflops)} for t in threads}
+    torch_gemm = None
+    if bt is not None and peak_gflops is None:  # the twins' own BLAS on the same product, for comparison
+        before = torch.get_num_threads()
+        try:
+            torch_gemm = {}
+            for t in threads:
+                torch.set_num_threads(t)
+                torch_gemm[t] = bt.gemm_gflops(PEAK_SHAPE)
+        finally:
+            torch.set_num_threads(before)
     gemm = _peak_operands() if peak_gflops is None else None  # the chunked GEMM again, timed beside each row
     opt = SparseAdagrad(model.params, lr=lr, initial_accumulator_value=0.1)
 
@@ -358,7 +397,7 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
             "histories": ("lognormal, mean 9, capped at 100" if dataset is None else "a prepared dataset's train split")
             + f"; timed batches' mean length {np.mean(lengths):.1f}, max {np.max(lengths)}",
             "flop_per_sample": flops_per_sample(model.cfg, float(np.mean(lengths))), "peak": peak,
-            "peak_measured": peak_gflops is None,
+            "peak_measured": peak_gflops is None, "torch_gemm": torch_gemm,
             "provenance": {"minidin_version": __version__, "commit": commit, "machine": machine(),
                            "settings": {"batch_sizes": list(batch_sizes), "threads": list(threads),
                                         "samples": samples, "repeats": repeats, "seed": seed, "lr": lr,
@@ -466,7 +505,16 @@ def format_table(res):
         lines.append("float32 GEMM rate measured now, GFLOP/s, chunked (one single-threaded BLAS call per row block "
                      "across Numba's threads, as minidin's kernels call it) / multi-threaded BLAS: " + "; ".join(
                          f"{t} thread{'s' if t > 1 else ''} {p['chunked']:.0f} / {p['blas']:.0f}"
-                         for t, p in res["peak"].items()))
+                         for t, p in res["peak"].items())
+                     + (" (torch.mm on the same product, the twins' BLAS: " + "; ".join(
+                         f"{t} thread{'s' if int(t) > 1 else ''} {g:.0f}" for t, g in res["torch_gemm"].items()) + ")"
+                        if res.get("torch_gemm") else ""))
+    blas = res.get("provenance", {}).get("machine", {}).get("blas")
+    if blas:
+        forced = blas["env"].get("OPENBLAS_CORETYPE")
+        lines.append(f"BLAS kernels: OpenBLAS '{blas['core']}' (" + (
+            f"OPENBLAS_CORETYPE={forced} in the environment; unset, OpenBLAS picks its own for the CPU)" if forced
+            else "OpenBLAS's own choice for the CPU; OPENBLAS_CORETYPE overrides it)"))
     lines.append(f"% peak: train samples/s × training FLOPs per sample ({res['flop_per_sample'] / 1e6:.2f} MFLOP at "
                  f"the timed histories' mean length, from the model's config) / the better GEMM rate at the row's "
                  f"thread count" + ("" if res.get("peak_measured", True) else " (given by --peak-gflops)")

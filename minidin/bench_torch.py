@@ -146,6 +146,24 @@ def agreement(model, batch, split=True):
     return {"loss": abs(loss_t.item() - loss_m) / abs(loss_m), "grads": worst}
 
 
+def gemm_gflops(shape, repeats=5):
+    """torch's own float32 GEMM rate (GFLOP/s) on an (M, K) @ (K, N) product of ``shape``, at torch's current
+    thread count, best of ``repeats``: the BLAS the twins' dense layers run on (MKL in the x86 CPU wheel)."""
+    import time
+
+    M, K, N = shape
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(M, K, generator=g), torch.rand(K, N, generator=g)
+    out = torch.empty(M, N)
+    torch.mm(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * M * K * N / best / 1e9
+
+
 def train_step_fn(model, lr, initial_accumulator_value, split=True, compile=False):
     """Closures doing one torch training step (forward, backward, sparse Adagrad) and one inference on converted
     tensors; ``compile``: everything after the embedding lookups through ``torch.compile(dynamic=True)``

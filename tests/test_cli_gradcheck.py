@@ -1,3 +1,6 @@
+import json
+import os
+import platform
 import subprocess
 import sys
 
@@ -67,16 +70,34 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     prov = res["provenance"]
     assert prov["minidin_version"] == minidin.__version__ and prov["commit"]
     assert prov["machine"]["cpus"] >= 1 and prov["machine"]["numba"] and prov["machine"]["cpu"]
+    blas = prov["machine"]["blas"]  # which BLAS kernels ran the products, and the variables that chose them
+    assert blas["core"] and blas["env"]["OPENBLAS_NUM_THREADS"] == os.environ["OPENBLAS_NUM_THREADS"]
     assert prov["settings"]["batch_sizes"] == [4] and prov["settings"]["repeats"] == 1
     assert prov["data"]["n_goods"] == res["model"]["n_goods"] and "lognormal" in prov["data"]["synthetic"]
     out = capsys.readouterr().out
     assert "train samples/s" in out and "with a schema (genres: item, multi-hot, gender: user" in out
     assert "float32 GEMM rate measured now" in out and "paired: the same FLOP rate" in out
+    assert f"BLAS kernels: OpenBLAS '{blas['core']}'" in out
     assert main(["bench", "--batch-sizes", "4", "--threads", "1", "--samples", "8", "--repeats", "1", "--no-schema",
                  "--no-ranking", "--peak-gflops", "50", "--json", str(p)]) == 0
     row = json.loads(p.read_text())["rows"][0]
     assert row["peak_gflops"] == 50 and "given by --peak-gflops" in capsys.readouterr().out
     assert "ceiling_pct_paired" not in row  # no GEMM of its own to pair with
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="OpenBLAS's core names are x86-64's")
+def test_bench_names_the_blas_kernels_that_ran():
+    """``blas_kernels`` reports the kernels SciPy's OpenBLAS loaded with: the ones OPENBLAS_CORETYPE asks for
+    (Nehalem, SSE4.2, runs on any x86-64 CPU of the last 15 years), and the variable itself, in a fresh process."""
+    code = "import json; from minidin.bench import blas_kernels; print(json.dumps(blas_kernels()))"
+    env = dict(os.environ, OPENBLAS_CORETYPE="Nehalem")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout)
+    assert got["core"] == "Nehalem" and got["env"]["OPENBLAS_CORETYPE"] == "Nehalem"
+    env.pop("OPENBLAS_CORETYPE")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout)
+    assert got["core"] not in ("", "unknown") and "OPENBLAS_CORETYPE" not in got["env"]
 
 
 def test_torch_twins_equal_minidin_split_and_full_input():
@@ -93,6 +114,7 @@ def test_torch_twins_equal_minidin_split_and_full_input():
     for split in (True, False):
         a = bt.agreement(m, batch, split=split)
         assert a["loss"] < 1e-5 and a["grads"] < 1e-4, (split, a)
+    assert bt.gemm_gflops((64, 32, 16), repeats=1) > 0  # torch's own GEMM rate, printed beside the peak
 
 
 def test_paired_rates_alternate_and_ratio_within_rounds(monkeypatch):
@@ -148,9 +170,12 @@ def test_goals_table_counts_each_goal_over_runs():
         return {"rows": [{"batch": 32, "threads": 2, "train_ratio": train32}, row], "latency_us": latency,
                 "threads_max": 2}
 
-    text = table([("a", run(2.6, 49.0, 2.1, 24.0)), ("b", run(2.4, 51.0, 1.9, 30.0, best=False)),
+    a = run(2.6, 49.0, 2.1, 24.0)
+    a["provenance"] = {"machine": {"blas": {"core": "SkylakeX", "env": {}}}}  # b and c predate the record
+    text = table([("a", a), ("b", run(2.4, 51.0, 1.9, 30.0, best=False)),
                   ("c", {"rows": [], "latency_us": 20.0, "threads_max": 2})], threads=2)
     lines = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines()[2:]}
+    assert lines["BLAS kernels (OpenBLAS)"][1:4] == ["SkylakeX", "–", "–"]
     assert lines["training ≥ 2.5× the split eager twin at batch 32"][1:] == ["2.60×", "2.40×", "–", "1 of 2",
                                                                            "2.50× |"]
     assert lines["≥ 50% of the measured peak at batch 1024"][-2] == "1 of 2"
