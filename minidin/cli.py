@@ -564,9 +564,10 @@ def _add_commands(sub):
                     help="draw batches from a prepared dataset's train split (real histories) instead of lognormal "
                          "ones, e.g. Amazon Beauty from 'minidin prepare amazon'")
     bn.add_argument("--peak-gflops", type=_positive_float, default=None,
-                    help="one float32 GEMM rate for the denominator of '%% peak' (default: measured in the same run "
-                         "at each thread count, as minidin calls BLAS and with multi-threaded BLAS, and the chunked "
-                         "GEMM timed again in every round for the 'paired' column, which this option turns off)")
+                    help="one float32 GEMM rate for the denominator of '%% peak' (default: the best rate measured in "
+                         "the same run at each thread count: as minidin calls BLAS and with multi-threaded BLAS at "
+                         "the start, and the chunked GEMM timed again in every round for the 'paired' column, "
+                         "which this option turns off)")
     bn.add_argument("--torch-compile", action="store_true",
                     help="also time the split torch twin through torch.compile(dynamic=True)")
     bn.add_argument("--no-schema", action="store_true",
