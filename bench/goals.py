@@ -8,8 +8,9 @@ in how many of them the goal was met and the median over them. Training ratios a
 torch twin (the like-for-like one); inference at batch 1024 against whichever torch row was fastest in that
 run; the ratios are those `minidin bench` measured in alternating passes. A run without the torch twins (or
 without batch 1024) shows "–" where it has no figure, and counts only where it has one. A first row names
-the BLAS kernels each run's products ran on, where the run recorded them: the same GEMM runs at twice the
-rate with AVX-512 kernels as with AVX2 ones on one machine (docs/benchmarks.md, "The BLAS kernels").
+the BLAS kernels each run's products ran on, where the run recorded them; runs on different kernels are
+judged in separate tables, since the same GEMM runs at twice the rate with AVX-512 kernels as with AVX2
+ones on one machine (docs/benchmarks.md, "The BLAS kernels: AVX2 or AVX-512").
 """
 from __future__ import annotations
 
@@ -87,8 +88,14 @@ def main(argv=None):
         if "rows" not in res:
             ap.error(f"{path}: not a minidin bench --json file (no 'rows')")
         runs.append((os.path.splitext(os.path.basename(path))[0], res))
-    print(f"goals at {args.threads} threads over {len(runs)} runs of minidin bench:")
-    print(table(runs, args.threads))
+    groups = {}  # runs on different BLAS kernels are judged apart: their GEMM rates differ twofold
+    for name, res in runs:
+        groups.setdefault(_blas_core(res), []).append((name, res))
+    for i, (core, group) in enumerate(groups.items()):
+        kernels = "" if len(groups) == 1 else f", OpenBLAS kernels {core or 'unrecorded'}"
+        print(("\n" if i else "") + f"goals at {args.threads} threads over {len(group)} "
+              f"run{'s' * (len(group) != 1)} of minidin bench{kernels}:")
+        print(table(group, args.threads))
     return 0
 
 

@@ -185,6 +185,25 @@ def test_goals_table_counts_each_goal_over_runs():
     assert lines["one-sample latency ≤ 25 µs"][1:] == ["24.0 µs", "30.0 µs", "20.0 µs", "2 of 3", "24.0 µs |"]
 
 
+def test_goals_judges_runs_on_different_blas_kernels_apart(tmp_path, capsys):
+    """bench/goals.py: runs whose products ran on different BLAS kernels get a table each, in the order given."""
+    from bench.goals import main as goals
+
+    paths = []
+    for i, core in enumerate(["Haswell", "SkylakeX", "Haswell"]):
+        res = {"rows": [{"batch": 1024, "threads": 2, "train_ratio": 2.0 + i, "ceiling_pct": 40.0}],
+               "latency_us": 20.0, "threads_max": 2, "provenance": {"machine": {"blas": {"core": core, "env": {}}}}}
+        paths.append(tmp_path / f"run{i}.json")
+        paths[-1].write_text(json.dumps(res))
+    assert goals([str(p) for p in paths]) == 0
+    out = capsys.readouterr().out
+    assert "over 2 runs of minidin bench, OpenBLAS kernels Haswell" in out
+    assert "over 1 run of minidin bench, OpenBLAS kernels SkylakeX" in out
+    assert out.index("kernels Haswell") < out.index("kernels SkylakeX")
+    haswell = out.split("kernels SkylakeX")[0]
+    assert "| training ≥ 2× at batch 1024 | 2.00× | 4.00× | 2 of 2 | 3.00× |" in haswell
+
+
 def test_paired_percent_of_peak_takes_each_rounds_gemm_rate():
     """ceiling_pct_paired divides each round's training FLOP rate by the GEMM rate of the same round: a round
     where the machine runs at half speed for both moves nothing, one that slows the training alone is outvoted."""
