@@ -264,6 +264,8 @@ def main():
     args = ap.parse_args()
     import numba
 
+    from minidin.bench import machine, source_commit
+
     dt = np.dtype(args.dtype).type
     c, sizes = cases(args.batch, args.mean_len, dt)
     cpu = platform.processor() or platform.machine()
@@ -299,7 +301,8 @@ def main():
         print(f"{name:<28}{cc}{t:>10.1f}{rate:>9.1f} {row['unit']:<5}{tn:>9.1f}{tn / t:>8.1f}x")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(sizes=sizes, dtype=args.dtype, threads=numba.get_num_threads(), rows=rows), f, indent=2)
+            json.dump(dict(sizes=sizes, dtype=args.dtype, threads=numba.get_num_threads(), rows=rows,
+                           commit=source_commit(), machine=machine()), f, indent=2)
 
 
 if __name__ == "__main__":

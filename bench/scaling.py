@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numba  # noqa: E402
 
 from minidin import DIN, SparseAdagrad  # noqa: E402
-from minidin.bench import make_batches  # noqa: E402
+from minidin.bench import machine, make_batches  # noqa: E402
 from minidin.io import write_json  # noqa: E402
 from bench._cache import COMMIT  # noqa: E402
 
@@ -74,7 +74,8 @@ def main():
     lengths = [float(v) for v in args.lengths.split(",")]
     numba.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    res = {"batch": args.batch, "threads": args.threads, "commit": COMMIT, "vocab": [], "lengths": []}
+    res = {"batch": args.batch, "threads": args.threads, "commit": COMMIT, "machine": machine(), "vocab": [],
+           "lengths": []}
     print(f"batch {args.batch}, {args.threads} threads; step = forward + backward + SparseAdagrad")
     for V in vocab:
         model = DIN(n_goods=V, n_cates=N_CATES, seed=0, goods_bias=False)
