@@ -268,14 +268,10 @@ def main():
 
     dt = np.dtype(args.dtype).type
     c, sizes = cases(args.batch, args.mean_len, dt)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    mach = machine()
     print(f"minidin kernel microbenchmarks: {sizes}, {args.dtype}, numba {numba.__version__} "
-          f"({numba.get_num_threads()} threads), numpy {np.__version__}, python {platform.python_version()}, {cpu}")
+          f"({numba.get_num_threads()} threads), numpy {np.__version__}, python {platform.python_version()}, "
+          f"{mach['cpu']}, OpenBLAS '{mach['blas']['core']}'")
     tol = dict(rtol=2e-4, atol=2e-4) if args.dtype == "float32" else dict(rtol=1e-9, atol=1e-9)
     bad = []
     for name, (fn, ref, _, _) in c.items():
@@ -302,7 +298,7 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(sizes=sizes, dtype=args.dtype, threads=numba.get_num_threads(), rows=rows,
-                           commit=source_commit(), machine=machine()), f, indent=2)
+                           commit=source_commit(), machine=mach), f, indent=2)
 
 
 if __name__ == "__main__":
