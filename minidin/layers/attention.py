@@ -28,6 +28,7 @@ Docs: docs/layers/attention.md
 import numpy as np
 from numba import njit, prange
 
+from .alloc import empty, zeros
 from .chunks import prange_only
 from .gemm import matmul_add, matmul_nt_add, matmul_tn_add
 
@@ -152,8 +153,8 @@ def attention_softmax_backward(dscores, dout, out, hist_offsets, scale):
 def split_weights(W, D):
     """(Wq + Wd) (D, H) and [Wk − Wd; Wp] (2D, H) from the first layer's W (4D, H)."""
     H = W.shape[1]
-    Wqd = np.empty((D, H), dtype=W.dtype)
-    W2 = np.empty((2 * D, H), dtype=W.dtype)
+    Wqd = empty((D, H), W.dtype)
+    W2 = empty((2 * D, H), W.dtype)
     for d in range(D):
         for h in range(H):
             Wqd[d, h] = W[d, h] + W[2 * D + d, h]
@@ -185,7 +186,7 @@ def attention_split_forward(out, kx, cand_emb, hist_emb, hist_offsets, W, b):
     B, D = cand_emb.shape
     H = W.shape[1]
     Wqd, W2 = split_weights(W, D)
-    qz = np.zeros((B, H), dtype=out.dtype)
+    qz = zeros((B, H), out.dtype)
     matmul_add(qz, cand_emb, Wqd)
     for b_ in prange(B):
         for h in range(H):
@@ -219,15 +220,15 @@ def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, h
     B, D = cand_emb.shape
     N, H = dout.shape
     Wqd, W2 = split_weights(W, D)
-    S = np.zeros((B, H), dtype=dout.dtype)
+    S = zeros((B, H), dout.dtype)
     for b_ in range(B):  # one read of dz: serial, a parallel region would cost more to start (and compile)
         for n in range(hist_offsets[b_], hist_offsets[b_ + 1]):
             for h in range(H):
                 S[b_, h] += dout[n, h]
     # weight gradients: [A; P] = kxᵀ dz, Cq = qᵀ S
-    AP = np.zeros((2 * D, H), dtype=dout.dtype)
+    AP = zeros((2 * D, H), dout.dtype)
     matmul_tn_add(AP, kx, dout)
-    Cq = np.zeros((D, H), dtype=dout.dtype)
+    Cq = zeros((D, H), dout.dtype)
     matmul_tn_add(Cq, cand_emb, S)
     for d in range(D):
         for h in range(H):
@@ -239,9 +240,9 @@ def attention_split_backward(dcand_emb, dhist_emb, dW, db, dout, kx, cand_emb, h
         for h in range(H):
             db[h] += S[b_, h]
     # input gradients
-    g = np.zeros((N, 2 * D), dtype=dout.dtype)
+    g = zeros((N, 2 * D), dout.dtype)
     matmul_nt_add(g, dout, W2)
-    gq = np.zeros((B, D), dtype=dout.dtype)
+    gq = zeros((B, D), dout.dtype)
     matmul_nt_add(gq, S, Wqd)
     for b_ in prange(B):  # rows outer, features inner: contiguous, vectorized
         for d in range(D):

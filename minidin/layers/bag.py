@@ -19,6 +19,8 @@ Docs: docs/layers/embedding.md
 import numpy as np
 from numba import njit
 
+from .alloc import empty, zeros
+
 
 @njit(cache=True)  # serial: memory-bound, as embedding_forward
 def embedding_bag_forward(out, ids, offsets, table, col0, mean):
@@ -86,11 +88,11 @@ def gather_sets(rows, ids, offsets):
     returns (out_ids (K,), out_offsets (M+1,)): row m owns the set of entity rows[m]
     """
     M = rows.shape[0]
-    out_off = np.zeros(M + 1, dtype=np.int64)
+    out_off = zeros(M + 1, np.int64)
     for m in range(M):
         e = rows[m]
         out_off[m + 1] = out_off[m] + offsets[e + 1] - offsets[e]
-    out = np.empty(out_off[M], dtype=np.int64)
+    out = empty(out_off[M], np.int64)
     for m in range(M):
         e = rows[m]
         base = out_off[m] - offsets[e]

@@ -10,6 +10,8 @@ The result is bitwise identical for any thread count.
 import numpy as np
 from numba import njit, prange
 
+from .alloc import empty, zeros
+
 ROWS_PER_CHUNK = 256  # rows a chunk sums before its partial is stored
 MAX_CHUNKS = 32  # upper bound, independent of the thread count
 
@@ -63,10 +65,10 @@ def column_stats(x):
     """
     M, H = x.shape
     C = n_chunks(M)
-    mean_c = np.zeros((C, H), dtype=np.float64)
-    m2_c = np.zeros((C, H), dtype=np.float64)
-    lo_v = np.empty((C, H), dtype=np.float64)
-    hi_v = np.empty((C, H), dtype=np.float64)
+    mean_c = zeros((C, H), np.float64)
+    m2_c = zeros((C, H), np.float64)
+    lo_v = empty((C, H), np.float64)
+    hi_v = empty((C, H), np.float64)
     for c in prange(C):
         lo, hi = chunk_bounds(c, C, M)
         for h in range(H):
@@ -85,10 +87,12 @@ def column_stats(x):
             for h in range(H):
                 d = x[m, h] - mean_c[c, h]
                 m2_c[c, h] += d * d
-    mean = np.zeros(H, dtype=np.float64)
-    var = np.zeros(H, dtype=np.float64)
-    const = np.ones(H, dtype=np.bool_)
+    mean = zeros(H, np.float64)
+    var = zeros(H, np.float64)
+    const = empty(H, np.bool_)
     if M == 0:
+        for h in range(H):
+            const[h] = True
         return mean, var, const
     ulp = np.finfo(x.dtype).eps
     for h in range(H):

@@ -27,6 +27,7 @@ Docs: docs/layers/dice.md
 import numpy as np
 from numba import njit, prange
 
+from .alloc import empty, zeros
 from .chunks import chunk_bounds, column_stats, n_chunks, prange_only
 from .sigmoid import sigmoid_fast
 
@@ -76,9 +77,9 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
     Docs: docs/layers/dice.md
     """
     M, H = x.shape
-    mean = np.empty(H, dtype=np.float64)  # statistics in float64 for either dtype
-    var = np.empty(H, dtype=np.float64)
-    const = np.zeros(H, dtype=np.bool_)  # columns whose rows are equal up to rounding: x̂ = 0 exactly
+    mean = empty(H, np.float64)  # statistics in float64 for either dtype
+    var = empty(H, np.float64)
+    const = zeros(H, np.bool_)  # columns whose rows are equal up to rounding: x̂ = 0 exactly
     if training:
         mean, var, const = column_stats(x)
         if momentum > 0 and M > 0:
@@ -93,10 +94,10 @@ def dice_forward(out, xhat, p, inv_std, x, alpha, running_mean, running_var, tra
     # float64 statistics in the loop). The mean goes in as hi + lo parts, mean_hi = mean rounded to x's
     # dtype: s − mean_hi is exact when s is near the mean (where precision matters), so x̂ keeps the
     # accuracy of the float64 statistics. A constant column gets r = 0: x̂ = (s − μ)·0 = 0 exactly.
-    mean_hi = np.empty(H, dtype=x.dtype)
-    mean_lo = np.empty(H, dtype=x.dtype)
-    r = np.empty(H, dtype=x.dtype)
-    ac = np.empty(H, dtype=x.dtype)  # 1 − α
+    mean_hi = empty(H, x.dtype)
+    mean_lo = empty(H, x.dtype)
+    r = empty(H, x.dtype)
+    ac = empty(H, x.dtype)  # 1 − α
     for h in range(H):
         dice_column(mean_hi, mean_lo, r, ac, inv_std, h, mean[h], var[h], const[h], alpha[h], eps)
     for m in prange(M):
@@ -131,7 +132,7 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
     if M == 0:
         return
     C = n_chunks(M)
-    part = np.zeros((C, 3, H), dtype=np.float64)  # Σ dx̂, Σ dx̂·x̂, Σ dα per chunk
+    part = zeros((C, 3, H), np.float64)  # Σ dx̂, Σ dx̂·x̂, Σ dα per chunk
     for c in prange(C):
         lo, hi = chunk_bounds(c, C, M)
         for m in range(lo, hi):
@@ -143,8 +144,8 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
                 part[c, 0, h] += dxh
                 part[c, 1, h] += dxh * xhat[m, h]
                 part[c, 2, h] += g * s * (1.0 - pp)
-    mean_dxh = np.zeros(H, dtype=np.float64)
-    mean_dxh_xh = np.zeros(H, dtype=np.float64)
+    mean_dxh = zeros(H, np.float64)
+    mean_dxh_xh = zeros(H, np.float64)
     for c in range(C):
         for h in range(H):
             mean_dxh[h] += part[c, 0, h]
@@ -152,9 +153,9 @@ def dice_backward(dx, dalpha, dout, x, xhat, p, inv_std, alpha, training):
             dalpha[h] += part[c, 2, h]
     # The element loop runs in x's dtype (as in the forward: float32 vectorizes twice as wide); the
     # sums above stay float64, rounded once into m1, m2. pp − pp² is p(1 − p) without widening.
-    m1 = np.zeros(H, dtype=x.dtype)
-    m2 = np.zeros(H, dtype=x.dtype)
-    ac = np.empty(H, dtype=x.dtype)  # 1 − α
+    m1 = zeros(H, x.dtype)
+    m2 = zeros(H, x.dtype)
+    ac = empty(H, x.dtype)  # 1 − α
     for h in range(H):  # element loops, not array expressions: those would be parallel regions
         if training:
             m1[h] = mean_dxh[h] / M

@@ -17,6 +17,8 @@ Docs: docs/layers/embedding.md
 import numpy as np
 from numba import njit
 
+from .alloc import empty
+
 
 @njit(cache=True)  # serial: memory-bound and cheap (docs/benchmarks.md, "Compile")
 def embedding_forward(out, goods_ids, cate_ids, goods_table, cate_table):
@@ -108,8 +110,8 @@ def _argsort(keys):
     2 s of the cold compile, and this loop takes a fraction of a second.
     """
     M = keys.shape[0]
-    a = np.empty(M, dtype=np.int64)
-    b = np.empty(M, dtype=np.int64)
+    a = empty(M, np.int64)
+    b = empty(M, np.int64)
     for m in range(M):
         a[m] = m
     width = 1
@@ -139,7 +141,7 @@ def _radix_argsort(keys):
     sort's log2(M) passes. A negative key (never an id) falls back to ``_argsort``.
     """
     M = keys.shape[0]
-    a = np.empty(M, dtype=np.int64)
+    a = empty(M, np.int64)
     for m in range(M):
         a[m] = m
     top = 0
@@ -147,8 +149,8 @@ def _radix_argsort(keys):
         if keys[m] < 0:
             return _argsort(keys)
         top = max(top, keys[m])
-    b = np.empty(M, dtype=np.int64)
-    count = np.empty(2049, dtype=np.int64)
+    b = empty(M, np.int64)
+    count = empty(2049, np.int64)
     shift = 0
     while shift == 0 or (top >> shift) > 0:
         for k in range(2049):
@@ -174,11 +176,11 @@ def unique_rows(ids):
     rows[inverse[m]] == ids[m].
     """
     M = ids.shape[0]
-    inverse = np.empty(M, dtype=np.int64)
+    inverse = empty(M, np.int64)
     if M == 0:
-        return np.empty(0, dtype=np.int64), inverse
+        return empty(0, np.int64), inverse
     order = _radix_argsort(ids)
-    rows = np.empty(M, dtype=np.int64)
+    rows = empty(M, np.int64)
     U = 0
     for t in range(M):
         m = order[t]

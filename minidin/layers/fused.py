@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from .alloc import empty
 from .attention import softmax_segment, split_weights
 from .chunks import prange_only
 from .dice import dice_column, dice_out, dice_xhat
@@ -101,7 +102,7 @@ def _weights(flat, layout, r):
 def _dice_coefficients(dice, params, arch):
     """Every Dice layer's ``dice_column`` coefficients from its running averages, once per call."""
     layout = arch.layout
-    inv_std = np.empty(params.state.shape[0], dtype=params.flat.dtype)
+    inv_std = empty(params.state.shape[0], params.flat.dtype)
     for r in range(layout.shape[0]):
         s0, a0, O = layout[r, L_STAT], layout[r, L_ALPHA], layout[r, L_OUT]
         if s0 < 0:
@@ -339,8 +340,8 @@ def din_infer_forward(out, batch, params, arch, probabilities, scratch, threads)
     if split:
         Wqd, W2 = split_weights(W1, D)
     else:
-        Wqd, W2 = np.empty((0, W1.shape[1]), dtype=dt), np.empty((0, W1.shape[1]), dtype=dt)
-    dice = np.empty((4, params.state.shape[0]), dt)  # Dice's mean_hi, mean_lo, r, 1 − α per running average
+        Wqd, W2 = empty((0, W1.shape[1]), dt), empty((0, W1.shape[1]), dt)
+    dice = empty((4, params.state.shape[0]), dt)  # Dice's mean_hi, mean_lo, r, 1 − α per running average
     _dice_coefficients(dice, params, arch)
     # c and g are passed as int64 at both calls: one compiled signature of _infer_chunk, not two
     if G == 1:  # one sample or a few: no thread-pool round trip (latency)
@@ -436,7 +437,7 @@ def _infer_chunk(c, g, per_chunk, out, batch, params, arch, probabilities, split
         _interaction_rows(x, w, k, q, S, D, hist_offsets, b_lo, r_lo)
     else:  # [user fields, u, q, u⊙q, context fields]
         U = arch.n_user
-        xi = np.empty((S, 3 * D), dtype=x.dtype)
+        xi = empty((S, 3 * D), x.dtype)
         _interaction_rows(xi, w, k, q, S, D, hist_offsets, b_lo, r_lo)
         for s in range(S):
             for e in range(U):

@@ -14,6 +14,7 @@ Docs: docs/layers/dense.md
 import numpy as np
 from numba import njit, prange
 
+from .alloc import empty
 from .blas import NO_TRANS, TRANS, xgemm
 from .chunks import prange_only
 
@@ -69,7 +70,7 @@ def gemm_tn(out, x, dout):
     if C == 1:
         xgemm(NO_TRANS, TRANS, O, I, M, dout, 0, O, x, 0, I, 1.0, out, 0, O)
         return
-    part = np.empty((C, O, I), dtype=out.dtype)
+    part = empty((C, O, I), out.dtype)
     for c in prange(C):  # β = 0: BLAS overwrites its slot without reading it
         lo, hi = c * M // C, (c + 1) * M // C
         xgemm(NO_TRANS, TRANS, I, O, hi - lo, x, lo * I, I, dout, lo * O, O, 0.0, part, c * O * I, I)

@@ -12,6 +12,7 @@ Docs: docs/layers/activations.md
 import numpy as np
 from numba import njit, prange
 
+from .alloc import zeros
 from .chunks import chunk_bounds, n_chunks, prange_only
 
 
@@ -52,7 +53,7 @@ def prelu_backward(dx, dalpha, dout, x, alpha):
     """
     M, H = x.shape
     C = n_chunks(M)
-    part = np.zeros((C, H), dtype=dalpha.dtype)
+    part = zeros((C, H), dalpha.dtype)
     for c in prange(C):
         lo, hi = chunk_bounds(c, C, M)
         for m in range(lo, hi):

@@ -27,6 +27,7 @@ rounding differs. Docs: docs/ranking.md
 import numpy as np
 from numba import njit, prange
 
+from .alloc import empty, zeros
 from .attention import softmax_segment
 from .chunks import prange_only
 from .fused import (L_OUT, POOL_ATTENTION, POOL_SUM, FusedArch, FusedParams, _activate_rows, _dice_coefficients,
@@ -68,7 +69,7 @@ def din_score_forward(out, hist_emb, hist_offsets, cand_index, cand_offsets, Q, 
     B = hist_offsets.shape[0] - 1
     D = hist_emb.shape[1]
     dt = hist_emb.dtype
-    dice = np.empty((4, params.state.shape[0]), dt)
+    dice = empty((4, params.state.shape[0]), dt)
     _dice_coefficients(dice, params, arch)
     attend = arch.pool == POOL_ATTENTION
     m0 = arch.n_att + 1 if attend else 0  # the main MLP's first layer
@@ -87,19 +88,19 @@ def din_score_forward(out, hist_emb, hist_offsets, cand_index, cand_offsets, Q, 
         Tmax = max(Tmax, hist_offsets[b + 1] - hist_offsets[b])
     G = max(1, min(threads, B))  # groups of histories, one parallel task each, with its scratch allocated once
     for g in prange(G):
-        u = np.zeros((C, D), dt)
-        x = np.empty((C, D), dt)
-        h1 = np.empty((C, H1), dt)
-        tmp = np.empty((C, H1), dt)
-        buf_a = np.empty(C * H, dt)
-        buf_b = np.empty(C * H, dt)
-        logits = np.empty(C, dt)
-        kz_all = np.empty((Tmax, A1), dt)
-        X_all = np.empty((C * Tmax, D), dt)
-        Z_all = np.empty((C * Tmax, A1), dt)
-        att_b = np.empty(C * Tmax * A, dt)
-        att_c = np.empty(C * Tmax * A, dt)
-        w = np.empty(C * Tmax, dt)
+        u = zeros((C, D), dt)
+        x = empty((C, D), dt)
+        h1 = empty((C, H1), dt)
+        tmp = empty((C, H1), dt)
+        buf_a = empty(C * H, dt)
+        buf_b = empty(C * H, dt)
+        logits = empty(C, dt)
+        kz_all = empty((Tmax, A1), dt)
+        X_all = empty((C * Tmax, D), dt)
+        Z_all = empty((C * Tmax, A1), dt)
+        att_b = empty(C * Tmax * A, dt)
+        att_c = empty(C * Tmax * A, dt)
+        w = empty(C * Tmax, dt)
         for b in range(g * B // G, (g + 1) * B // G):
             lo, hi = hist_offsets[b], hist_offsets[b + 1]
             T = hi - lo
