@@ -100,6 +100,7 @@ def adopt(dtype) -> int:
     if entry is None:
         return 0
     proc, folder = entry
+    _compile_here()  # while the helper works: it is the longer side of a cold start
     try:
         try:
             proc.wait(timeout=WAIT_S)
@@ -116,6 +117,22 @@ def adopt(dtype) -> int:
         return 0
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _compile_here() -> None:
+    """Compile the kernel the helper leaves to this process: ``unique_rows``, which the
+    backward calls with the same int64 ids whatever the model. The process reaches its backward while the
+    helper still compiles the backward's larger kernels (docs/benchmarks.md, "Compile and start-up time"),
+    so this takes them off the helper's side of the wait."""
+    from .layers import unique_rows
+
+    unique_rows(np.zeros(2, dtype=np.int64))
+
+
+def _unique_rows_stand_in(ids):
+    """``unique_rows`` in the helper, which leaves that kernel to the process (``_compile_here``)."""
+    rows, inverse = np.unique(ids, return_inverse=True)
+    return rows.astype(np.int64), inverse.astype(np.int64).reshape(-1)
 
 
 def _adopt_kernel(k) -> bool:
@@ -185,6 +202,7 @@ def _compile(folder, dtype, config_json) -> None:
     for name, obj in list(vars(model_module).items()):  # no forward kernel is compiled here
         if isinstance(obj, Dispatcher) and name.endswith("_forward"):
             setattr(model_module, name, _zero_arrays)
+    model_module.unique_rows = _unique_rows_stand_in  # nor unique_rows: the process compiles it meanwhile
     model._check_batch(batch, need_labels=True)
     cache = model._forward(batch, training=True, update_stats=True)
     for a in model._workspace.values():
