@@ -120,10 +120,10 @@ def adopt(dtype) -> int:
 
 
 def _compile_here() -> None:
-    """Compile the kernel the helper leaves to this process: ``unique_rows``, which the
-    backward calls with the same int64 ids whatever the model. The process reaches its backward while the
-    helper still compiles the backward's larger kernels (docs/benchmarks.md, "Compile and start-up time"),
-    so this takes them off the helper's side of the wait."""
+    """Compile the kernel the helper leaves to this process: ``unique_rows``, which the backward calls with
+    int64 ids whatever the model. The process reaches its backward while the helper still compiles the
+    backward's larger kernels (docs/benchmarks.md, "Compile and start-up time"), so this takes it off the
+    helper's side of the wait."""
     from .layers import unique_rows
 
     unique_rows(np.zeros(2, dtype=np.int64))
