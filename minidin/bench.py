@@ -295,7 +295,8 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
     Returns {"rows": [{batch, threads, train_sps, infer_sps, ceiling_pct, peak_gflops[, ceiling_pct_paired,
     gemm_gflops_paired][, torch_train_sps,
     torch_infer_sps, train_ratio, infer_ratio, torch_full_train_sps, torch_full_infer_sps, train_ratio_full,
-    infer_ratio_full[, torch_compile_*], infer_ratio_best, infer_best_twin]}], "peak": measure_peak's,
+    infer_ratio_full[, torch_compile_*], infer_ratio_best, infer_best_twin]}], "peak": measure_peak's, with
+    "in_rounds" and "peak" the best of all (above),
     "torch_gemm": {t: torch.mm's GFLOP/s on PEAK_SHAPE} (with torch and the peak measured, else None),
     "schema_rows": [{batch, threads, train_sps, infer_sps, train_vs_default, infer_vs_default}] (``schema``: the
     model with SCHEMA's fields, at the most threads, on random histories),
@@ -322,16 +323,8 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
         if torch_compile:
             twins["torch_compile"] = bt.train_step_fn(model, lr, 0.1, split=True, compile=True)
     peak = measure_peak(threads) if peak_gflops is None else {t: {"peak": float(peak_gflops)} for t in threads}
-    torch_gemm = None
-    if bt is not None and peak_gflops is None:  # the twins' own BLAS on the same product, for comparison
-        before = torch.get_num_threads()
-        try:
-            torch_gemm = {}
-            for t in threads:
-                torch.set_num_threads(t)
-                torch_gemm[t] = bt.gemm_gflops(PEAK_SHAPE)
-        finally:
-            torch.set_num_threads(before)
+    # the twins' own BLAS on the same product, for comparison: measured at each thread count below
+    torch_gemm = {} if bt is not None and peak_gflops is None else None
     gemm = _peak_operands() if peak_gflops is None else None  # the chunked GEMM again, timed beside each row
     opt = SparseAdagrad(model.params, lr=lr, initial_accumulator_value=0.1)
 
@@ -347,6 +340,8 @@ def run(batch_sizes=(32, 256, 1024), threads=(1, 2), samples=8192, repeats=3, se
             numba.set_num_threads(t)
             if bt is not None:
                 torch.set_num_threads(t)
+                if torch_gemm is not None:
+                    torch_gemm[t] = bt.gemm_gflops(PEAK_SHAPE)
             for B in batch_sizes:
                 n = max(1, samples // B)
                 batches = (make_batches(rng, B, n, n_goods, n_cates) if dataset is None
@@ -469,6 +464,11 @@ def _latency(fn, one, n=300):
     return float(np.median(lat)) / 1e3
 
 
+def _threads(t):
+    """'1 thread', '2 threads' (t: an int, or its string as a JSON key)."""
+    return f"{t} thread{'s' if int(t) > 1 else ''}"
+
+
 def format_table(res):
     torch = res.get("torch")
     compiled = bool(res["rows"]) and "torch_compile_train_sps" in res["rows"][0]
@@ -513,11 +513,11 @@ def format_table(res):
     if res.get("peak_measured", True):
         lines.append("float32 GEMM rate measured now, GFLOP/s, chunked (one single-threaded BLAS call per row block "
                      "across Numba's threads, as minidin's kernels call it) / multi-threaded BLAS: " + "; ".join(
-                         f"{t} thread{'s' if int(t) > 1 else ''} {p['chunked']:.0f} / {p['blas']:.0f}"
+                         f"{_threads(t)} {p['chunked']:.0f} / {p['blas']:.0f}"
                          + (f", the chunked one's best in the rounds {p['in_rounds']:.0f}" if "in_rounds" in p else "")
                          for t, p in res["peak"].items())
                      + (" (torch.mm on the same product, the twins' BLAS: " + "; ".join(
-                         f"{t} thread{'s' if int(t) > 1 else ''} {g:.0f}" for t, g in res["torch_gemm"].items()) + ")"
+                         f"{_threads(t)} {g:.0f}" for t, g in res["torch_gemm"].items()) + ")"
                         if res.get("torch_gemm") else ""))
     blas = res.get("provenance", {}).get("machine", {}).get("blas")
     if blas:
