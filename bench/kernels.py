@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -269,8 +268,8 @@ def main():
     dt = np.dtype(args.dtype).type
     c, sizes = cases(args.batch, args.mean_len, dt)
     mach = machine()
-    print(f"minidin kernel microbenchmarks: {sizes}, {args.dtype}, numba {numba.__version__} "
-          f"({numba.get_num_threads()} threads), numpy {np.__version__}, python {platform.python_version()}, "
+    print(f"minidin kernel microbenchmarks: {sizes}, {args.dtype}, numba {mach['numba']} "
+          f"({numba.get_num_threads()} threads), numpy {mach['numpy']}, python {mach['python']}, "
           f"{mach['cpu']}, OpenBLAS '{mach['blas']['core']}'")
     tol = dict(rtol=2e-4, atol=2e-4) if args.dtype == "float32" else dict(rtol=1e-9, atol=1e-9)
     bad = []
