@@ -107,7 +107,6 @@ def test_torch_twins_equal_minidin_split_and_full_input():
     minidin's weights, give its loss and gradients."""
     pytest.importorskip("torch", reason="the torch twins need the optional 'compare' extra (torch==2.13.0)")
 
-    import minidin
     from minidin import bench_torch as bt
     from minidin.bench import make_batches
 
@@ -145,7 +144,6 @@ def test_paired_rates_alternate_and_ratio_within_rounds(monkeypatch):
 def test_source_commit_names_this_checkout_or_says_unknown(tmp_path):
     """The commit recorded with benchmark results is this checkout's HEAD ('+dirty' with uncommitted changes),
     and 'unknown' where minidin is not a git checkout's top folder."""
-    import os
     root = os.path.dirname(os.path.dirname(os.path.abspath(minidin.__file__)))
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
     if head.returncode == 0:
