@@ -149,19 +149,13 @@ def agreement(model, batch, split=True):
 def gemm_gflops(shape, repeats=5):
     """torch's own float32 GEMM rate (GFLOP/s) on an (M, K) @ (K, N) product of ``shape``, at torch's current
     thread count, best of ``repeats``: the BLAS the twins' dense layers run on (MKL in the x86 CPU wheel)."""
-    import time
+    from .bench import _best_seconds
 
     M, K, N = shape
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(M, K, generator=g), torch.rand(K, N, generator=g)
     out = torch.empty(M, N)
-    torch.mm(a, b, out=out)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * M * K * N / best / 1e9
+    return 2.0 * M * K * N / _best_seconds(lambda: torch.mm(a, b, out=out), repeats) / 1e9
 
 
 def train_step_fn(model, lr, initial_accumulator_value, split=True, compile=False):
